@@ -1,0 +1,25 @@
+"""nextstat: fast, pyhf-exact statistical inference for high-energy physics.
+
+Importing this package is cheap: it loads NumPy and the compiled extensions, and nothing
+else (no SciPy, matplotlib, uproot, CuPy or torch until a feature needs them).
+"""
+
+from __future__ import annotations
+
+from . import errors
+from ._config import get_eval_mode, set_eval_mode
+from ._version import __version__
+from .io.pyhf import from_pyhf
+from .model.histfactory import HistFactoryModel
+from .sysinfo import openmp_enabled, show_versions
+
+__all__ = [
+    "__version__",
+    "errors",
+    "from_pyhf",
+    "HistFactoryModel",
+    "get_eval_mode",
+    "set_eval_mode",
+    "openmp_enabled",
+    "show_versions",
+]

@@ -1,0 +1,51 @@
+# C-level interface of the compiled HistFactory likelihood (see nll.pyx).
+
+cdef struct NsModel:
+    int n_par
+    int n_bins
+    int n_blk
+    int n_sb
+    int n_fac
+    int n_aux
+    int n_gauss
+    int n_pois
+    Py_ssize_t scratch_size
+    const int* blk_bin_start
+    const int* blk_sb_start
+    const int* blk_len
+    const int* blk_fac_ptr
+    const int* fac_param
+    const int* fac_code
+    const double* fac_lo
+    const double* fac_hi
+    const int* blk_hs_ptr
+    const int* hs_param
+    const int* hs_code
+    const int* hs_off
+    const double* hs_lo
+    const double* hs_hi
+    const int* sb_gam_ptr
+    const int* gam_param
+    const double* nominal
+    const int* g_param
+    const int* g_aux
+    const double* g_inv_sigma
+    const int* p_param
+    const int* p_aux
+    const double* p_tau
+
+
+cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,
+                   const double* aux, double constant, double* grad, bint kahan,
+                   double* scratch) noexcept nogil
+
+cdef void ns_expected_main(const NsModel* m, const double* theta, double* nu,
+                           double* scratch) noexcept nogil
+
+
+cdef class CompiledModel:
+    cdef NsModel c
+    cdef object _keep
+    cdef readonly int n_par
+    cdef readonly int n_bins
+    cdef readonly int n_aux

@@ -1,0 +1,329 @@
+"""Compiled HistFactory negative log-likelihood and its gradient.
+
+The model arrives as flat tables (built by :mod:`nextstat.model.compile`) and is evaluated
+by one ``nogil`` function, :func:`ns_nll`, into caller-owned buffers. The expected rate of
+sample *s* in bin *b* is
+
+.. math::
+
+    \\nu_{sb}(\\theta) = S_s(\\theta)\\, G_{sb}(\\theta)\\,
+        \\Big(\\nu^0_{sb} + \\sum_h \\Delta_{h,sb}(\\alpha_h)\\Big)
+
+with :math:`S_s` the product of the sample's scalar factors (normfactor, lumi, normsys
+:math:`\\kappa(\\alpha)`), :math:`G_{sb}` the product of its per-bin factors (staterror,
+shapesys, shapefactor :math:`\\gamma_b`) and :math:`\\Delta_h` the histosys shifts. The
+samples of a channel form *blocks* of contiguous bins, so every scalar factor is evaluated once
+per block. The NLL is pyhf's ``-logpdf`` with all constants:
+
+.. math::
+
+    -\\ln L = \\sum_b \\big(\\nu_b - n_b \\ln \\nu_b\\big)
+              + \\sum_{c \\in \\mathrm{Gauss}} \\frac{(\\theta_c - a_c)^2}{2\\sigma_c^2}
+              + \\sum_{c \\in \\mathrm{Pois}} \\big(\\gamma_c\\tau_c - a_c \\ln(\\gamma_c\\tau_c)\\big)
+              + C(n, a)
+
+where the data-dependent constant :math:`C` (``lgamma`` terms and Gaussian normalisations) is
+precomputed once per dataset. The gradient is analytic: one pass computes the rates, a second
+pass back-propagates :math:`\\partial(-\\ln L)/\\partial\\nu_b = 1 - n_b/\\nu_b`.
+
+Per-bin arithmetic (interpolation codes, Poisson and constraint terms, Kahan sums) lives in
+``kernels/histfactory_math.h``, shared with the CUDA kernels.
+"""
+
+import numpy as np
+
+from libc.string cimport memset
+
+
+cdef extern from "histfactory_math.h" nogil:
+    ctypedef struct ns_kahan_t:
+        double sum
+        double comp
+    double ns_interp_factor(int code, double a, double lo, double hi, double* d)
+    double ns_interp_delta(int code, double a, double lo, double nom, double hi, double* d)
+    double ns_poisson_term(double n, double nu)
+    double ns_poisson_dterm(double n, double nu)
+    double ns_gauss_term(double theta, double aux, double inv_sigma, double* d)
+    double ns_poisson_constraint_term(double gamma, double tau, double aux, double* d)
+    void ns_kahan_add(ns_kahan_t* acc, double x)
+    double ns_kahan_value(const ns_kahan_t* acc)
+
+
+cdef inline Py_ssize_t _scratch_size(const NsModel* m, Py_ssize_t n_hs_data) noexcept nogil:
+    # nu[n_bins] | shape[n_sb] | gprod[n_sb] | fv[n_fac] | fd[n_fac] | blkS[n_blk] | hsd[...]
+    return m.n_bins + 2 * m.n_sb + 2 * m.n_fac + m.n_blk + n_hs_data
+
+
+cdef void _forward(const NsModel* m, const double* theta, double* scratch,
+                   bint keep_derivs) noexcept nogil:
+    """Fill nu, shape, gprod, factor values/derivatives and histosys derivatives."""
+    cdef double* nu = scratch
+    cdef double* shape = nu + m.n_bins
+    cdef double* gprod = shape + m.n_sb
+    cdef double* fv = gprod + m.n_sb
+    cdef double* fd = fv + m.n_fac
+    cdef double* blk_s = fd + m.n_fac
+    cdef double* hsd = blk_s + m.n_blk
+    cdef int k, j, i, h, g, sb, b0, off, code
+    cdef double s, v, d, sh, gp, nom
+    memset(nu, 0, m.n_bins * sizeof(double))
+    for k in range(m.n_blk):
+        s = 1.0
+        for j in range(m.blk_fac_ptr[k], m.blk_fac_ptr[k + 1]):
+            code = m.fac_code[j]
+            if code < 0:
+                v = theta[m.fac_param[j]]
+                d = 1.0
+            else:
+                v = ns_interp_factor(code, theta[m.fac_param[j]], m.fac_lo[j], m.fac_hi[j], &d)
+            fv[j] = v
+            fd[j] = d
+            s *= v
+        blk_s[k] = s
+        b0 = m.blk_bin_start[k]
+        for i in range(m.blk_len[k]):
+            sb = m.blk_sb_start[k] + i
+            nom = m.nominal[sb]
+            sh = nom
+            for h in range(m.blk_hs_ptr[k], m.blk_hs_ptr[k + 1]):
+                off = m.hs_off[h] + i
+                sh += ns_interp_delta(m.hs_code[h], theta[m.hs_param[h]],
+                                      m.hs_lo[off], nom, m.hs_hi[off], &d)
+                if keep_derivs:
+                    hsd[off] = d
+            gp = 1.0
+            for g in range(m.sb_gam_ptr[sb], m.sb_gam_ptr[sb + 1]):
+                gp *= theta[m.gam_param[g]]
+            shape[sb] = sh
+            gprod[sb] = gp
+            nu[b0 + i] += s * gp * sh
+
+
+cdef void ns_expected_main(const NsModel* m, const double* theta, double* nu,
+                           double* scratch) noexcept nogil:
+    """Expected main-bin rates nu_b(theta) into ``nu`` (length n_bins)."""
+    cdef int b
+    _forward(m, theta, scratch, False)
+    for b in range(m.n_bins):
+        nu[b] = scratch[b]
+
+
+cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,
+                   const double* aux, double constant, double* grad, bint kahan,
+                   double* scratch) noexcept nogil:
+    """-ln L(theta | n_main, aux) and, when ``grad`` is not NULL, its gradient.
+
+    ``kahan`` selects parity mode: every sum is Kahan-Babuska compensated and the
+    order of operations is fixed. ``scratch`` holds ``NsModel.scratch_size`` doubles.
+    """
+    cdef double* nu = scratch
+    cdef double* shape = nu + m.n_bins
+    cdef double* gprod = shape + m.n_sb
+    cdef double* fv = gprod + m.n_sb
+    cdef double* fd = fv + m.n_fac
+    cdef double* blk_s = fd + m.n_fac
+    cdef double* hsd = blk_s + m.n_blk
+    cdef bint want_grad = grad != NULL
+    cdef ns_kahan_t acc
+    cdef double total = 0.0, t, d, w, s, a_blk, others, sh, gp
+    cdef int b, c, k, i, j, j2, g, g2, h, sb, b0
+
+    _forward(m, theta, scratch, want_grad)
+    acc.sum = 0.0
+    acc.comp = 0.0
+    if want_grad:
+        memset(grad, 0, m.n_par * sizeof(double))
+
+    for b in range(m.n_bins):
+        t = ns_poisson_term(n_main[b], nu[b])
+        if kahan:
+            ns_kahan_add(&acc, t)
+        else:
+            total += t
+    for c in range(m.n_gauss):
+        t = ns_gauss_term(theta[m.g_param[c]], aux[m.g_aux[c]], m.g_inv_sigma[c], &d)
+        if want_grad:
+            grad[m.g_param[c]] += d
+        if kahan:
+            ns_kahan_add(&acc, t)
+        else:
+            total += t
+    for c in range(m.n_pois):
+        t = ns_poisson_constraint_term(theta[m.p_param[c]], m.p_tau[c], aux[m.p_aux[c]], &d)
+        if want_grad:
+            grad[m.p_param[c]] += d
+        if kahan:
+            ns_kahan_add(&acc, t)
+        else:
+            total += t
+    if kahan:
+        ns_kahan_add(&acc, constant)
+        total = ns_kahan_value(&acc)
+    else:
+        total += constant
+
+    if not want_grad:
+        return total
+
+    for k in range(m.n_blk):
+        s = blk_s[k]
+        b0 = m.blk_bin_start[k]
+        a_blk = 0.0
+        for i in range(m.blk_len[k]):
+            sb = m.blk_sb_start[k] + i
+            w = ns_poisson_dterm(n_main[b0 + i], nu[b0 + i])
+            sh = shape[sb]
+            gp = gprod[sb]
+            a_blk += w * gp * sh
+            for g in range(m.sb_gam_ptr[sb], m.sb_gam_ptr[sb + 1]):
+                others = 1.0
+                for g2 in range(m.sb_gam_ptr[sb], m.sb_gam_ptr[sb + 1]):
+                    if g2 != g:
+                        others *= theta[m.gam_param[g2]]
+                grad[m.gam_param[g]] += w * s * others * sh
+            for h in range(m.blk_hs_ptr[k], m.blk_hs_ptr[k + 1]):
+                grad[m.hs_param[h]] += w * s * gp * hsd[m.hs_off[h] + i]
+        for j in range(m.blk_fac_ptr[k], m.blk_fac_ptr[k + 1]):
+            others = 1.0
+            for j2 in range(m.blk_fac_ptr[k], m.blk_fac_ptr[k + 1]):
+                if j2 != j:
+                    others *= fv[j2]
+            grad[m.fac_param[j]] += fd[j] * others * a_blk
+    return total
+
+
+cdef const int* _iptr(object arr):
+    cdef const int[::1] v = arr
+    return &v[0] if v.shape[0] > 0 else NULL
+
+
+cdef const double* _dptr(object arr):
+    cdef const double[::1] v = arr
+    return &v[0] if v.shape[0] > 0 else NULL
+
+
+cdef class CompiledModel:
+    """Flat, contiguous tables of a HistFactory model and the compiled NLL over them.
+
+    Parameters
+    ----------
+    tables : dict of str -> numpy.ndarray
+        The tables built by :func:`nextstat.model.compile.compile_tables` (int32 index
+        arrays and float64 value arrays). They are kept alive by this object.
+    """
+
+    def __cinit__(self, dict tables):
+        cdef dict t = {}
+        for key, val in tables.items():
+            if isinstance(val, np.ndarray):
+                dtype = np.int32 if val.dtype.kind in "iub" else np.float64
+                t[key] = np.ascontiguousarray(val, dtype=dtype)
+            else:
+                t[key] = val
+        self._keep = t
+        self.c.n_par = t["n_par"]
+        self.c.n_bins = t["n_bins"]
+        self.c.n_blk = t["blk_len"].shape[0]
+        self.c.n_sb = t["nominal"].shape[0]
+        self.c.n_fac = t["fac_param"].shape[0]
+        self.c.n_aux = t["n_aux"]
+        self.c.n_gauss = t["g_param"].shape[0]
+        self.c.n_pois = t["p_param"].shape[0]
+        self.c.blk_bin_start = _iptr(t["blk_bin_start"])
+        self.c.blk_sb_start = _iptr(t["blk_sb_start"])
+        self.c.blk_len = _iptr(t["blk_len"])
+        self.c.blk_fac_ptr = _iptr(t["blk_fac_ptr"])
+        self.c.fac_param = _iptr(t["fac_param"])
+        self.c.fac_code = _iptr(t["fac_code"])
+        self.c.fac_lo = _dptr(t["fac_lo"])
+        self.c.fac_hi = _dptr(t["fac_hi"])
+        self.c.blk_hs_ptr = _iptr(t["blk_hs_ptr"])
+        self.c.hs_param = _iptr(t["hs_param"])
+        self.c.hs_code = _iptr(t["hs_code"])
+        self.c.hs_off = _iptr(t["hs_off"])
+        self.c.hs_lo = _dptr(t["hs_lo"])
+        self.c.hs_hi = _dptr(t["hs_hi"])
+        self.c.sb_gam_ptr = _iptr(t["sb_gam_ptr"])
+        self.c.gam_param = _iptr(t["gam_param"])
+        self.c.nominal = _dptr(t["nominal"])
+        self.c.g_param = _iptr(t["g_param"])
+        self.c.g_aux = _iptr(t["g_aux"])
+        self.c.g_inv_sigma = _dptr(t["g_inv_sigma"])
+        self.c.p_param = _iptr(t["p_param"])
+        self.c.p_aux = _iptr(t["p_aux"])
+        self.c.p_tau = _dptr(t["p_tau"])
+        self.c.scratch_size = _scratch_size(&self.c, t["hs_lo"].shape[0])
+        self.n_par = self.c.n_par
+        self.n_bins = self.c.n_bins
+        self.n_aux = self.c.n_aux
+
+    @property
+    def scratch_size(self):
+        """Number of doubles of scratch one evaluation needs."""
+        return self.c.scratch_size
+
+    def nll(self, const double[::1] theta, const double[::1] main, const double[::1] aux,
+            double constant, bint kahan=False):
+        """NLL at ``theta`` for main counts ``main`` and auxiliary data ``aux``."""
+        self._check(theta, main, aux)
+        cdef double[::1] scratch = np.empty(max(self.c.scratch_size, 1))
+        cdef double out
+        with nogil:
+            out = ns_nll(&self.c, &theta[0], &main[0], _aux0(aux), constant, NULL, kahan,
+                         &scratch[0])
+        return out
+
+    def nll_grad(self, const double[::1] theta, const double[::1] main, const double[::1] aux,
+                 double constant, bint kahan=False):
+        """NLL and gradient at ``theta``; returns ``(nll, grad)``."""
+        self._check(theta, main, aux)
+        cdef double[::1] scratch = np.empty(max(self.c.scratch_size, 1))
+        grad_arr = np.empty(self.c.n_par)
+        cdef double[::1] grad = grad_arr
+        cdef double out
+        with nogil:
+            out = ns_nll(&self.c, &theta[0], &main[0], _aux0(aux), constant, &grad[0], kahan,
+                         &scratch[0])
+        return out, grad_arr
+
+    def expected_samples(self, const double[::1] theta):
+        """Expected rate of every (sample, bin) entry, in table order (blocks of bins)."""
+        if theta.shape[0] != self.c.n_par:
+            raise ValueError(f"theta has {theta.shape[0]} entries, expected {self.c.n_par}")
+        cdef double[::1] scratch = np.empty(max(self.c.scratch_size, 1))
+        out_arr = np.empty(self.c.n_sb)
+        cdef double[::1] out = out_arr
+        cdef double* shape = &scratch[0] + self.c.n_bins
+        cdef double* gprod = shape + self.c.n_sb
+        cdef double* blk_s = gprod + self.c.n_sb + 2 * self.c.n_fac
+        cdef int k, i, sb
+        with nogil:
+            _forward(&self.c, &theta[0], &scratch[0], False)
+            for k in range(self.c.n_blk):
+                for i in range(self.c.blk_len[k]):
+                    sb = self.c.blk_sb_start[k] + i
+                    out[sb] = blk_s[k] * gprod[sb] * shape[sb]
+        return out_arr
+
+    def expected_main(self, const double[::1] theta):
+        """Expected main-bin rates at ``theta``."""
+        if theta.shape[0] != self.c.n_par:
+            raise ValueError(f"theta has {theta.shape[0]} entries, expected {self.c.n_par}")
+        cdef double[::1] scratch = np.empty(max(self.c.scratch_size, 1))
+        nu_arr = np.empty(self.c.n_bins)
+        cdef double[::1] nu = nu_arr
+        with nogil:
+            ns_expected_main(&self.c, &theta[0], &nu[0], &scratch[0])
+        return nu_arr
+
+    def _check(self, const double[::1] theta, const double[::1] main, const double[::1] aux):
+        if theta.shape[0] != self.c.n_par:
+            raise ValueError(f"theta has {theta.shape[0]} entries, expected {self.c.n_par}")
+        if main.shape[0] != self.c.n_bins:
+            raise ValueError(f"main data has {main.shape[0]} entries, expected {self.c.n_bins}")
+        if aux.shape[0] != self.c.n_aux:
+            raise ValueError(f"aux data has {aux.shape[0]} entries, expected {self.c.n_aux}")
+
+
+cdef inline const double* _aux0(const double[::1] aux) noexcept nogil:
+    return &aux[0] if aux.shape[0] > 0 else NULL
