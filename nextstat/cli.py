@@ -1,0 +1,464 @@
+"""The ``nextstat`` command-line interface.
+
+One click group, :func:`cli`, with one subcommand per task. The options every
+command shares (``--input``, ``--measurement``, ``--interpolation``, ``--output``,
+``--threads``) are reusable decorators, so a new command is a function over the
+public API::
+
+    @cli.command("upper-limit")
+    @input_option
+    @measurement_option
+    @interpolation_option
+    @output_option
+    @threads_option
+    def upper_limit(input_path, measurement, interpolation, output, threads):
+        import nextstat
+        _set_threads(nextstat, threads)
+        model = _load_model(input_path, measurement, interpolation).model
+        _emit(nextstat.upper_limit(model).to_dict(), output)
+
+Conventions:
+
+* Results are JSON (pretty, 2-space indent) on stdout or in ``--output FILE``;
+  non-finite numbers are written as ``null``.
+* ``--input -`` reads the workspace from stdin.
+* Every :class:`nextstat.errors.NextStatError` and every ``OSError`` becomes one
+  line, ``nextstat: error: <message>``, on stderr with exit status 2; there is
+  no traceback. Usage errors (unknown options) keep click's own message, also
+  with status 2. Anything else is a bug and keeps its traceback.
+* The numerical parts of nextstat are imported inside the commands, so
+  ``nextstat version`` and ``nextstat --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from nextstat.errors import InvalidArgumentType, InvalidWorkspace, NextStatError
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit status of a command that failed because of its input.
+EXIT_USER_ERROR = 2
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+# ---------------------------------------------------------------------------
+# Error handling
+# ---------------------------------------------------------------------------
+
+
+def _one_line(message: str) -> str:
+    """Collapse a message onto one line (multi-line messages are joined with '; ')."""
+    parts = [line.strip() for line in str(message).splitlines() if line.strip()]
+    return "; ".join(parts) if parts else "unknown error"
+
+
+class UserError(click.ClickException):
+    """A failure caused by the user's input, shown as ``nextstat: error: <message>``."""
+
+    exit_code = EXIT_USER_ERROR
+
+    def __init__(self, message: str):
+        super().__init__(_one_line(message))
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"nextstat: error: {self.format_message()}", err=True, file=file)
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """``missing.json: No such file or directory`` rather than ``[Errno 2] ...``."""
+    if exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    if exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class NextStatGroup(click.Group):
+    """A click group that turns input errors into one-line messages (exit status 2)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except NextStatError as exc:
+            raise UserError(str(exc)) from None
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:  # `nextstat fit ... | head`: let click handle it
+                raise
+            raise UserError(_describe_os_error(exc)) from None
+
+
+# ---------------------------------------------------------------------------
+# Shared options
+# ---------------------------------------------------------------------------
+
+
+def input_option(func: F) -> F:
+    """``-i/--input PATH|-``: the workspace (pyhf JSON); ``-`` reads stdin."""
+    return click.option(
+        "-i",
+        "--input",
+        "input_path",
+        metavar="PATH|-",
+        default="-",
+        show_default=True,
+        help="Workspace in pyhf JSON; '-' reads it from stdin.",
+    )(func)
+
+
+def measurement_option(func: F) -> F:
+    """``--measurement NAME``: which measurement of the workspace to build."""
+    return click.option(
+        "--measurement",
+        metavar="NAME",
+        default=None,
+        help="Measurement to use (default: the first one in the workspace).",
+    )(func)
+
+
+def interpolation_option(func: F) -> F:
+    """``--interpolation pyhf|root``: the normsys/histosys interpolation codes."""
+    return click.option(
+        "--interpolation",
+        type=click.Choice(["pyhf", "root"]),
+        default="pyhf",
+        show_default=True,
+        help="Interpolation codes: 'pyhf' = normsys code4 + histosys code4p; "
+        "'root' = normsys code1 + histosys code0.",
+    )(func)
+
+
+def output_option(func: F) -> F:
+    """``-o/--output FILE``: write the JSON result to a file instead of stdout."""
+    return click.option(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="Write the JSON result to FILE instead of stdout ('-' is stdout).",
+    )(func)
+
+
+def threads_option(func: F) -> F:
+    """``--threads N``: OpenMP threads for the compiled kernels (0 = all cores).
+
+    For commands that run many independent fits (toys, scans, ranking). The
+    value reaches the library through ``nextstat.set_threads`` (see
+    :func:`_set_threads`).
+    """
+    return click.option(
+        "--threads",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="N",
+        help="Threads for the compiled kernels; 0 = all cores "
+        "(default: OMP_NUM_THREADS, else all cores).",
+    )(func)
+
+
+# ---------------------------------------------------------------------------
+# Helpers shared by commands
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedWorkspace:
+    """A workspace as read by the CLI: its source label, raw spec and built model."""
+
+    label: str
+    spec: dict[str, Any]
+    model: Any
+
+
+def _read_stdin() -> dict[str, Any]:
+    """Parse a workspace (JSON, optionally gzip-compressed) from standard input."""
+    stream = click.get_binary_stream("stdin")
+    if stream.isatty():
+        raise click.UsageError("no input: pass --input FILE or pipe a workspace on stdin")
+    raw = stream.read()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise InvalidWorkspace(f"corrupt gzip data on stdin: {exc}") from None
+    if not raw.strip():
+        raise InvalidWorkspace("stdin is empty, expected a pyhf workspace (a JSON object)")
+    try:
+        spec = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidWorkspace(
+            f"malformed JSON on stdin at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidWorkspace(f"stdin is not valid UTF-8 JSON text: {exc}") from None
+    if not isinstance(spec, dict):
+        raise InvalidWorkspace(
+            f"stdin holds a JSON {type(spec).__name__}, expected a pyhf workspace (a JSON object)"
+        )
+    return spec
+
+
+def _load_model(source: str, measurement: str | None, interpolation: str) -> LoadedWorkspace:
+    """Read and build the model of ``--input``; failures are NextStatError or OSError."""
+    import nextstat
+
+    if source == "-":
+        label, spec = "<stdin>", _read_stdin()
+    else:
+        label, spec = source, Path(source)  # a path even if the name starts with '{'
+    model = nextstat.from_pyhf(spec, measurement=measurement, interpolation=interpolation)
+    return LoadedWorkspace(label=label, spec=model.spec, model=model)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types: numpy scalars/arrays to Python, NaN and +-inf to None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return _jsonable(obj.tolist())
+    raise InvalidArgumentType(f"cannot write a {type(obj).__name__} as JSON")
+
+
+def _emit(payload: Any, output: str | None) -> None:
+    """Write ``payload`` as pretty JSON to stdout or to ``output``."""
+    text = json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n"
+    if output is None or output == "-":
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+
+
+def _set_threads(ns: Any, threads: int | None) -> None:
+    """Apply ``--threads`` through the API (``None`` leaves the default alone)."""
+    if threads is None:
+        return
+    setter = getattr(ns, "set_threads", None)
+    if setter is None:
+        raise UserError("--threads is not supported by this build of nextstat")
+    setter(threads)
+
+
+@contextlib.contextmanager
+def _eval_mode(ns: Any, parity: bool) -> Iterator[None]:
+    """Run the body in parity mode (Kahan sums, deterministic) if asked, then restore."""
+    if not parity:
+        yield
+        return
+    previous = ns.get_eval_mode()
+    ns.set_eval_mode("parity")
+    try:
+        yield
+    finally:
+        ns.set_eval_mode(previous)
+
+
+# ---------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------
+
+
+@click.group(cls=NextStatGroup, context_settings=CONTEXT_SETTINGS)
+def cli() -> None:
+    """nextstat: HistFactory / pyhf-workspace inference, compiled with Cython.
+
+    Reads pyhf JSON workspaces and writes JSON results. Run
+    'nextstat COMMAND --help' for the options of a command.
+    """
+
+
+@cli.command()
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Also list dependency versions and build options."
+)
+def version(verbose: bool) -> None:
+    """Print the nextstat version."""
+    from nextstat import __version__
+
+    click.echo(f"nextstat {__version__}")
+    if verbose:
+        import nextstat
+
+        nextstat.show_versions()
+
+
+@cli.command()
+@input_option
+@measurement_option
+@interpolation_option
+@output_option
+@click.option(
+    "--parity",
+    is_flag=True,
+    help="Parity mode: Kahan-compensated sums, one thread, deterministic.",
+)
+def fit(
+    input_path: str,
+    measurement: str | None,
+    interpolation: str,
+    output: str | None,
+    parity: bool,
+) -> None:
+    """Maximum-likelihood fit to the observed data; prints the FitResult as JSON.
+
+    \b
+    Example:
+      nextstat fit -i nextstat/examples/simple_workspace.json
+    """
+    import nextstat
+
+    loaded = _load_model(input_path, measurement, interpolation)
+    with _eval_mode(nextstat, parity):
+        result = nextstat.fit(loaded.model)
+    _emit(result.to_dict(), output)
+
+
+def _measurements(spec: dict[str, Any], in_use: str) -> list[dict[str, Any]]:
+    out = []
+    for meas in spec.get("measurements") or []:
+        name = meas.get("name")
+        config = meas.get("config") or {}
+        fixed = [p.get("name") for p in config.get("parameters") or [] if p.get("fixed")]
+        active = name == in_use
+        out.append({"name": name, "poi": config.get("poi"), "fixed": fixed, "in_use": active})
+    return out
+
+
+def _summary(loaded: LoadedWorkspace, measurement: str | None) -> dict[str, Any]:
+    """Everything ``inspect`` reports, as plain data."""
+    model = loaded.model
+    names = list(model.parameter_names())
+    init = list(model.suggested_init())
+    bounds = list(model.suggested_bounds())
+    fixed = list(model.suggested_fixed())
+    poi_index = model.poi_index()
+    bins = dict(model.channel_bins())
+    in_use = model.measurement
+    return {
+        "input": loaded.label,
+        "measurement": in_use,
+        "poi": names[poi_index] if poi_index is not None else None,
+        "interpolation": dict(model.interpolation_codes()),
+        "n_channels": len(bins),
+        "n_bins": sum(bins.values()),
+        "n_params": model.n_params(),
+        "channels": [
+            {"name": ch, "n_bins": bins[ch], "samples": list(model.sample_names(ch))}
+            for ch in model.channel_names()
+        ],
+        "modifiers": {kind: list(mods) for kind, mods in model.modifier_summary().items()},
+        "parameters": [
+            {
+                "name": name,
+                "init": init[i],
+                "bounds": [bounds[i][0], bounds[i][1]],
+                "fixed": bool(fixed[i]),
+                "poi": i == poi_index,
+            }
+            for i, name in enumerate(names)
+        ],
+        "measurements": _measurements(loaded.spec, in_use),
+    }
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _render_summary(s: dict[str, Any]) -> str:
+    lines = [f"Workspace: {s['input']}"]
+    lines.append(f"Measurement: {s['measurement']}    POI: {s['poi'] or '(none)'}")
+    codes = ", ".join(f"{k} code{v}" for k, v in s["interpolation"].items())
+    lines.append(f"Interpolation: {codes}")
+
+    lines.append("")
+    lines.append(f"Channels ({s['n_channels']}, {s['n_bins']} bins):")
+    width = max((len(c["name"]) for c in s["channels"]), default=0)
+    for ch in s["channels"]:
+        nb = f"{ch['n_bins']} bin" + ("" if ch["n_bins"] == 1 else "s")
+        lines.append(f"  {ch['name']:<{width}}  {nb:>8}   samples: {', '.join(ch['samples'])}")
+
+    lines.append("")
+    n_mods = sum(len(v) for v in s["modifiers"].values())
+    lines.append(f"Modifiers ({n_mods}):")
+    width = max((len(k) for k in s["modifiers"]), default=0)
+    for kind in sorted(s["modifiers"]):
+        lines.append(f"  {kind:<{width}}  {', '.join(s['modifiers'][kind])}")
+
+    lines.append("")
+    lines.append(f"Parameters ({s['n_params']}):")
+    rows = [
+        (
+            p["name"] + (" (POI)" if p["poi"] else ""),
+            _fmt(p["init"]),
+            f"[{_fmt(p['bounds'][0])}, {_fmt(p['bounds'][1])}]",
+            "fixed" if p["fixed"] else "",
+        )
+        for p in s["parameters"]
+    ]
+    header = ("name", "init", "bounds", "")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    lines.append(f"  {header[0]:<{widths[0]}}  {header[1]:>{widths[1]}}  {header[2]}")
+    for r in rows:
+        line = f"  {r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}"
+        lines.append(line.rstrip())
+
+    lines.append("")
+    lines.append(f"Measurements ({len(s['measurements'])}):")
+    width = max((len(str(m["name"])) for m in s["measurements"]), default=0)
+    for m in s["measurements"]:
+        mark = "*" if m["in_use"] else " "
+        extra = f"   fixed: {', '.join(m['fixed'])}" if m["fixed"] else ""
+        lines.append(f"  {mark} {m['name']!s:<{width}}   POI: {m['poi']}{extra}")
+    lines.append("  (* = in use)")
+    return "\n".join(lines)
+
+
+@cli.command()
+@input_option
+@measurement_option
+@interpolation_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON instead of text.")
+def inspect(input_path: str, measurement: str | None, interpolation: str, as_json: bool) -> None:
+    """Summarise a workspace: channels, samples, modifiers, parameters, measurements.
+
+    \b
+    Example:
+      nextstat inspect -i nextstat/examples/simple_workspace.json
+    """
+    loaded = _load_model(input_path, measurement, interpolation)
+    summary = _summary(loaded, measurement)
+    if as_json:
+        _emit(summary, None)
+    else:
+        click.echo(_render_summary(summary))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``nextstat`` script."""
+    cli.main(args=argv, prog_name="nextstat")
+
+
+if __name__ == "__main__":
+    main()
