@@ -216,7 +216,13 @@ class HistFactoryModel:
                 return f"channel '{c}' bin {b - sl.start}"
         return "?"
 
-    def _data(self, data):
+    def dataset(self, data=None) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(main, aux, constant)`` for ``data`` (see the class docstring for its forms).
+
+        ``constant`` is the data-dependent part of the NLL: the Poisson ``lgamma``
+        normalisations of the main and Poisson-auxiliary counts plus the Gaussian
+        normalisations.
+        """
         return self._observed if data is None else self._prepare_data(data)
 
     def _params(self, params, name: str = "params") -> np.ndarray:
@@ -251,7 +257,7 @@ class HistFactoryModel:
         mode : {"fast", "parity"}, optional
             Evaluation mode; default :func:`nextstat.get_eval_mode`.
         """
-        main, aux, const = self._data(data)
+        main, aux, const = self.dataset(data)
         return self._cm.nll(self._params(params), main, aux, const, use_kahan(mode))
 
     def twice_nll(self, params, data=None, mode: str | None = None) -> float:
@@ -264,7 +270,7 @@ class HistFactoryModel:
 
     def nll_and_grad(self, params, data=None, mode: str | None = None):
         """``(nll, gradient)`` from one fused evaluation."""
-        main, aux, const = self._data(data)
+        main, aux, const = self.dataset(data)
         return self._cm.nll_grad(self._params(params), main, aux, const, use_kahan(mode))
 
     def grad_nll(self, params, data=None, mode: str | None = None) -> np.ndarray:
