@@ -1,0 +1,1 @@
+"""HistFactory model specification: loading, validation and model building."""
