@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import errors
 from ._config import get_eval_mode, set_eval_mode
 from ._version import __version__
+from .infer.mle import FitResult, fit
 from .io.pyhf import from_pyhf
 from .model.histfactory import HistFactoryModel
 from .sysinfo import openmp_enabled, show_versions
@@ -17,6 +18,8 @@ __all__ = [
     "__version__",
     "errors",
     "from_pyhf",
+    "fit",
+    "FitResult",
     "HistFactoryModel",
     "get_eval_mode",
     "set_eval_mode",

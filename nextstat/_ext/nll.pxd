@@ -39,6 +39,9 @@ cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,
                    const double* aux, double constant, double* grad, bint kahan,
                    double* scratch) noexcept nogil
 
+cdef void ns_fisher_diag(const NsModel* m, const double* theta, const double* aux,
+                         double* diag, double* scratch) noexcept nogil
+
 cdef void ns_expected_main(const NsModel* m, const double* theta, double* nu,
                            double* scratch) noexcept nogil
 

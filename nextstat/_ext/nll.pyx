@@ -192,6 +192,61 @@ cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,
     return total
 
 
+cdef void ns_fisher_diag(const NsModel* m, const double* theta, const double* aux,
+                         double* diag, double* scratch) noexcept nogil:
+    """Approximate diagonal of the expected Fisher information at ``theta``.
+
+    ``diag_i = sum_{s,b} (d nu_sb / d theta_i)^2 / nu_b`` plus the constraint curvature
+    (``1/sigma^2`` for Gaussian terms, ``tau / gamma`` for Poisson terms). Summing squares
+    over samples instead of squaring the per-bin sum makes it exact only when a parameter
+    touches one sample per bin; it is meant for scaling the optimizer's variables, where
+    the order of magnitude is what matters.
+    """
+    cdef double* nu = scratch
+    cdef double* shape = nu + m.n_bins
+    cdef double* gprod = shape + m.n_sb
+    cdef double* fv = gprod + m.n_sb
+    cdef double* fd = fv + m.n_fac
+    cdef double* blk_s = fd + m.n_fac
+    cdef double* hsd = blk_s + m.n_blk
+    cdef int k, i, j, j2, g, g2, h, sb, c
+    cdef double s, inv_nu, b_blk, others, sh, gp, t
+    _forward(m, theta, scratch, True)
+    memset(diag, 0, m.n_par * sizeof(double))
+    for c in range(m.n_gauss):
+        diag[m.g_param[c]] += m.g_inv_sigma[c] * m.g_inv_sigma[c]
+    for c in range(m.n_pois):
+        if theta[m.p_param[c]] > 0.0:
+            diag[m.p_param[c]] += m.p_tau[c] / theta[m.p_param[c]]
+    for k in range(m.n_blk):
+        s = blk_s[k]
+        b_blk = 0.0
+        for i in range(m.blk_len[k]):
+            sb = m.blk_sb_start[k] + i
+            t = nu[m.blk_bin_start[k] + i]
+            if not t > 0.0:
+                continue
+            inv_nu = 1.0 / t
+            sh = shape[sb]
+            gp = gprod[sb]
+            b_blk += gp * gp * sh * sh * inv_nu
+            for g in range(m.sb_gam_ptr[sb], m.sb_gam_ptr[sb + 1]):
+                others = s * sh
+                for g2 in range(m.sb_gam_ptr[sb], m.sb_gam_ptr[sb + 1]):
+                    if g2 != g:
+                        others *= theta[m.gam_param[g2]]
+                diag[m.gam_param[g]] += others * others * inv_nu
+            for h in range(m.blk_hs_ptr[k], m.blk_hs_ptr[k + 1]):
+                t = s * gp * hsd[m.hs_off[h] + i]
+                diag[m.hs_param[h]] += t * t * inv_nu
+        for j in range(m.blk_fac_ptr[k], m.blk_fac_ptr[k + 1]):
+            others = fd[j]
+            for j2 in range(m.blk_fac_ptr[k], m.blk_fac_ptr[k + 1]):
+                if j2 != j:
+                    others *= fv[j2]
+            diag[m.fac_param[j]] += others * others * b_blk
+
+
 cdef const int* _iptr(object arr):
     cdef const int[::1] v = arr
     return &v[0] if v.shape[0] > 0 else NULL
@@ -285,6 +340,17 @@ cdef class CompiledModel:
             out = ns_nll(&self.c, &theta[0], &main[0], _aux0(aux), constant, &grad[0], kahan,
                          &scratch[0])
         return out, grad_arr
+
+    def fisher_diag(self, const double[::1] theta, const double[::1] aux):
+        """Approximate diagonal of the expected Fisher information (see ns_fisher_diag)."""
+        if theta.shape[0] != self.c.n_par or aux.shape[0] != self.c.n_aux:
+            raise ValueError("theta / aux have the wrong length")
+        cdef double[::1] scratch = np.empty(max(self.c.scratch_size, 1))
+        out_arr = np.empty(self.c.n_par)
+        cdef double[::1] out = out_arr
+        with nogil:
+            ns_fisher_diag(&self.c, &theta[0], _aux0(aux), &out[0], &scratch[0])
+        return out_arr
 
     def expected_samples(self, const double[::1] theta):
         """Expected rate of every (sample, bin) entry, in table order (blocks of bins)."""

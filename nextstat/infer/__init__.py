@@ -1,0 +1,1 @@
+"""Inference: fits, test statistics, limits, scans."""
