@@ -1,0 +1,1 @@
+"""Benchmarks of nextstat against pyhf (not part of the installed package)."""
