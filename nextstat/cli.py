@@ -32,12 +32,12 @@ Conventions:
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import gzip
 import json
 import math
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -188,10 +188,11 @@ class LoadedWorkspace:
 
 def _read_stdin() -> dict[str, Any]:
     """Parse a workspace (JSON, optionally gzip-compressed) from standard input."""
-    stream = click.get_binary_stream("stdin")
-    if stream.isatty():
+    stdin = sys.stdin
+    if stdin is None or stdin.isatty():
         raise click.UsageError("no input: pass --input FILE or pipe a workspace on stdin")
-    raw = stream.read()
+    buffer = getattr(stdin, "buffer", None)
+    raw = buffer.read() if buffer is not None else stdin.read().encode("utf-8")
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
@@ -260,20 +261,6 @@ def _set_threads(ns: Any, threads: int | None) -> None:
     setter(threads)
 
 
-@contextlib.contextmanager
-def _eval_mode(ns: Any, parity: bool) -> Iterator[None]:
-    """Run the body in parity mode (Kahan sums, deterministic) if asked, then restore."""
-    if not parity:
-        yield
-        return
-    previous = ns.get_eval_mode()
-    ns.set_eval_mode("parity")
-    try:
-        yield
-    finally:
-        ns.set_eval_mode(previous)
-
-
 # ---------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------
@@ -303,7 +290,7 @@ def version(verbose: bool) -> None:
         nextstat.show_versions()
 
 
-@cli.command()
+@cli.command(short_help="Maximum-likelihood fit; prints the FitResult as JSON.")
 @input_option
 @measurement_option
 @interpolation_option
@@ -329,8 +316,7 @@ def fit(
     import nextstat
 
     loaded = _load_model(input_path, measurement, interpolation)
-    with _eval_mode(nextstat, parity):
-        result = nextstat.fit(loaded.model)
+    result = nextstat.fit(loaded.model, mode="parity" if parity else None)
     _emit(result.to_dict(), output)
 
 
@@ -435,7 +421,7 @@ def _render_summary(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@cli.command()
+@cli.command(short_help="Summarise a workspace: channels, samples, modifiers, parameters.")
 @input_option
 @measurement_option
 @interpolation_option
