@@ -208,6 +208,8 @@ def _read_stdin() -> dict[str, Any]:
         ) from None
     except UnicodeDecodeError as exc:
         raise InvalidWorkspace(f"stdin is not valid UTF-8 JSON text: {exc}") from None
+    except RecursionError:
+        raise InvalidWorkspace("the JSON on stdin is nested too deeply to be a workspace") from None
     if not isinstance(spec, dict):
         raise InvalidWorkspace(
             f"stdin holds a JSON {type(spec).__name__}, expected a pyhf workspace (a JSON object)"
