@@ -56,44 +56,73 @@ cdef inline Py_ssize_t _scratch_size(const NsModel* m, Py_ssize_t n_hs_data) noe
 
 cdef void _forward(const NsModel* m, const double* theta, double* scratch,
                    bint keep_derivs) noexcept nogil:
-    """Fill nu, shape, gprod, factor values/derivatives and histosys derivatives."""
+    """Fill nu, shape, gprod, factor values/derivatives and histosys derivatives.
+
+    Table pointers are copied to locals first: extensions build with
+    ``-fno-strict-aliasing``, so reading them through ``m`` inside the loops would make
+    the compiler reload them after every store.
+    """
+    cdef int n_bins = m.n_bins, n_sb = m.n_sb, n_fac = m.n_fac, n_blk = m.n_blk
     cdef double* nu = scratch
-    cdef double* shape = nu + m.n_bins
-    cdef double* gprod = shape + m.n_sb
-    cdef double* fv = gprod + m.n_sb
-    cdef double* fd = fv + m.n_fac
-    cdef double* blk_s = fd + m.n_fac
-    cdef double* hsd = blk_s + m.n_blk
-    cdef int k, j, i, h, g, sb, b0, off, code
+    cdef double* shape = nu + n_bins
+    cdef double* gprod = shape + n_sb
+    cdef double* fv = gprod + n_sb
+    cdef double* fd = fv + n_fac
+    cdef double* blk_s = fd + n_fac
+    cdef double* hsd = blk_s + n_blk
+    cdef const int* blk_fac_ptr = m.blk_fac_ptr
+    cdef const int* fac_code = m.fac_code
+    cdef const int* fac_param = m.fac_param
+    cdef const double* fac_lo = m.fac_lo
+    cdef const double* fac_hi = m.fac_hi
+    cdef const int* blk_bin_start = m.blk_bin_start
+    cdef const int* blk_sb_start = m.blk_sb_start
+    cdef const int* blk_len = m.blk_len
+    cdef const int* blk_hs_ptr = m.blk_hs_ptr
+    cdef const int* hs_off = m.hs_off
+    cdef const int* hs_code = m.hs_code
+    cdef const int* hs_param = m.hs_param
+    cdef const double* hs_lo = m.hs_lo
+    cdef const double* hs_hi = m.hs_hi
+    cdef const int* sb_gam_ptr = m.sb_gam_ptr
+    cdef const int* gam_param = m.gam_param
+    cdef const double* nominal = m.nominal
+    cdef int k, j, i, h, g, sb, sb0, b0, off, code, h0, h1, g0, g1, nb
     cdef double s, v, d, sh, gp, nom
-    memset(nu, 0, m.n_bins * sizeof(double))
-    for k in range(m.n_blk):
+    memset(nu, 0, n_bins * sizeof(double))
+    for k in range(n_blk):
         s = 1.0
-        for j in range(m.blk_fac_ptr[k], m.blk_fac_ptr[k + 1]):
-            code = m.fac_code[j]
+        for j in range(blk_fac_ptr[k], blk_fac_ptr[k + 1]):
+            code = fac_code[j]
             if code < 0:
-                v = theta[m.fac_param[j]]
+                v = theta[fac_param[j]]
                 d = 1.0
             else:
-                v = ns_interp_factor(code, theta[m.fac_param[j]], m.fac_lo[j], m.fac_hi[j], &d)
+                v = ns_interp_factor(code, theta[fac_param[j]], fac_lo[j], fac_hi[j], &d)
             fv[j] = v
             fd[j] = d
             s *= v
         blk_s[k] = s
-        b0 = m.blk_bin_start[k]
-        for i in range(m.blk_len[k]):
-            sb = m.blk_sb_start[k] + i
-            nom = m.nominal[sb]
+        b0 = blk_bin_start[k]
+        sb0 = blk_sb_start[k]
+        h0 = blk_hs_ptr[k]
+        h1 = blk_hs_ptr[k + 1]
+        nb = blk_len[k]
+        for i in range(nb):
+            sb = sb0 + i
+            nom = nominal[sb]
             sh = nom
-            for h in range(m.blk_hs_ptr[k], m.blk_hs_ptr[k + 1]):
-                off = m.hs_off[h] + i
-                sh += ns_interp_delta(m.hs_code[h], theta[m.hs_param[h]],
-                                      m.hs_lo[off], nom, m.hs_hi[off], &d)
+            for h in range(h0, h1):
+                off = hs_off[h] + i
+                sh = sh + ns_interp_delta(hs_code[h], theta[hs_param[h]],
+                                          hs_lo[off], nom, hs_hi[off], &d)
                 if keep_derivs:
                     hsd[off] = d
+            g0 = sb_gam_ptr[sb]
+            g1 = sb_gam_ptr[sb + 1]
             gp = 1.0
-            for g in range(m.sb_gam_ptr[sb], m.sb_gam_ptr[sb + 1]):
-                gp *= theta[m.gam_param[g]]
+            for g in range(g0, g1):
+                gp = gp * theta[gam_param[g]]
             shape[sb] = sh
             gprod[sb] = gp
             nu[b0 + i] += s * gp * sh
@@ -117,16 +146,17 @@ cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,
     order of operations is fixed. ``scratch`` holds ``NsModel.scratch_size`` doubles.
     """
     cdef double* nu = scratch
-    cdef double* shape = nu + m.n_bins
-    cdef double* gprod = shape + m.n_sb
-    cdef double* fv = gprod + m.n_sb
-    cdef double* fd = fv + m.n_fac
-    cdef double* blk_s = fd + m.n_fac
-    cdef double* hsd = blk_s + m.n_blk
     cdef bint want_grad = grad != NULL
+    cdef const int* g_param = m.g_param
+    cdef const int* g_aux = m.g_aux
+    cdef const double* g_inv_sigma = m.g_inv_sigma
+    cdef const int* p_param = m.p_param
+    cdef const int* p_aux = m.p_aux
+    cdef const double* p_tau = m.p_tau
+    cdef int n_bins = m.n_bins, n_gauss = m.n_gauss, n_pois = m.n_pois
     cdef ns_kahan_t acc
-    cdef double total = 0.0, t, d, w, s, a_blk, others, sh, gp
-    cdef int b, c, k, i, j, j2, g, g2, h, sb, b0
+    cdef double total = 0.0, t, d
+    cdef int b, c, p
 
     _forward(m, theta, scratch, want_grad)
     acc.sum = 0.0
@@ -134,24 +164,26 @@ cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,
     if want_grad:
         memset(grad, 0, m.n_par * sizeof(double))
 
-    for b in range(m.n_bins):
-        t = ns_poisson_term(n_main[b], nu[b])
+    if kahan:
+        for b in range(n_bins):
+            ns_kahan_add(&acc, ns_poisson_term(n_main[b], nu[b]))
+    else:
+        for b in range(n_bins):
+            total += ns_poisson_term(n_main[b], nu[b])
+    for c in range(n_gauss):
+        p = g_param[c]
+        t = ns_gauss_term(theta[p], aux[g_aux[c]], g_inv_sigma[c], &d)
+        if want_grad:
+            grad[p] += d
         if kahan:
             ns_kahan_add(&acc, t)
         else:
             total += t
-    for c in range(m.n_gauss):
-        t = ns_gauss_term(theta[m.g_param[c]], aux[m.g_aux[c]], m.g_inv_sigma[c], &d)
+    for c in range(n_pois):
+        p = p_param[c]
+        t = ns_poisson_constraint_term(theta[p], p_tau[c], aux[p_aux[c]], &d)
         if want_grad:
-            grad[m.g_param[c]] += d
-        if kahan:
-            ns_kahan_add(&acc, t)
-        else:
-            total += t
-    for c in range(m.n_pois):
-        t = ns_poisson_constraint_term(theta[m.p_param[c]], m.p_tau[c], aux[m.p_aux[c]], &d)
-        if want_grad:
-            grad[m.p_param[c]] += d
+            grad[p] += d
         if kahan:
             ns_kahan_add(&acc, t)
         else:
@@ -164,32 +196,69 @@ cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,
 
     if not want_grad:
         return total
+    _backward(m, theta, n_main, scratch, grad)
+    return total
 
-    for k in range(m.n_blk):
+
+cdef void _backward(const NsModel* m, const double* theta, const double* n_main,
+                    double* scratch, double* grad) noexcept nogil:
+    """Accumulate d(sum_b poisson_term)/d theta into ``grad`` (after ``_forward``)."""
+    cdef int n_bins = m.n_bins, n_sb = m.n_sb, n_fac = m.n_fac, n_blk = m.n_blk
+    cdef double* nu = scratch
+    cdef double* shape = nu + n_bins
+    cdef double* gprod = shape + n_sb
+    cdef double* fv = gprod + n_sb
+    cdef double* fd = fv + n_fac
+    cdef double* blk_s = fd + n_fac
+    cdef double* hsd = blk_s + n_blk
+    cdef const int* blk_fac_ptr = m.blk_fac_ptr
+    cdef const int* fac_param = m.fac_param
+    cdef const int* blk_bin_start = m.blk_bin_start
+    cdef const int* blk_sb_start = m.blk_sb_start
+    cdef const int* blk_len = m.blk_len
+    cdef const int* blk_hs_ptr = m.blk_hs_ptr
+    cdef const int* hs_off = m.hs_off
+    cdef const int* hs_param = m.hs_param
+    cdef const int* sb_gam_ptr = m.sb_gam_ptr
+    cdef const int* gam_param = m.gam_param
+    cdef int k, i, j, j2, g, g2, h, sb, sb0, b0, g0, g1, h0, h1, j0, j1, nb
+    cdef double w, s, a_blk, others, sh, gp, ws
+    for k in range(n_blk):
         s = blk_s[k]
-        b0 = m.blk_bin_start[k]
+        b0 = blk_bin_start[k]
+        sb0 = blk_sb_start[k]
+        h0 = blk_hs_ptr[k]
+        h1 = blk_hs_ptr[k + 1]
+        nb = blk_len[k]
         a_blk = 0.0
-        for i in range(m.blk_len[k]):
-            sb = m.blk_sb_start[k] + i
+        for i in range(nb):
+            sb = sb0 + i
             w = ns_poisson_dterm(n_main[b0 + i], nu[b0 + i])
             sh = shape[sb]
             gp = gprod[sb]
             a_blk += w * gp * sh
-            for g in range(m.sb_gam_ptr[sb], m.sb_gam_ptr[sb + 1]):
-                others = 1.0
-                for g2 in range(m.sb_gam_ptr[sb], m.sb_gam_ptr[sb + 1]):
-                    if g2 != g:
-                        others *= theta[m.gam_param[g2]]
-                grad[m.gam_param[g]] += w * s * others * sh
-            for h in range(m.blk_hs_ptr[k], m.blk_hs_ptr[k + 1]):
-                grad[m.hs_param[h]] += w * s * gp * hsd[m.hs_off[h] + i]
-        for j in range(m.blk_fac_ptr[k], m.blk_fac_ptr[k + 1]):
-            others = 1.0
-            for j2 in range(m.blk_fac_ptr[k], m.blk_fac_ptr[k + 1]):
+            ws = w * s
+            g0 = sb_gam_ptr[sb]
+            g1 = sb_gam_ptr[sb + 1]
+            if g1 - g0 == 1:
+                grad[gam_param[g0]] += ws * sh
+            else:
+                for g in range(g0, g1):
+                    others = ws * sh
+                    for g2 in range(g0, g1):
+                        if g2 != g:
+                            others = others * theta[gam_param[g2]]
+                    grad[gam_param[g]] += others
+            for h in range(h0, h1):
+                grad[hs_param[h]] += ws * gp * hsd[hs_off[h] + i]
+        j0 = blk_fac_ptr[k]
+        j1 = blk_fac_ptr[k + 1]
+        for j in range(j0, j1):
+            others = fd[j] * a_blk
+            for j2 in range(j0, j1):
                 if j2 != j:
-                    others *= fv[j2]
-            grad[m.fac_param[j]] += fd[j] * others * a_blk
-    return total
+                    others = others * fv[j2]
+            grad[fac_param[j]] += others
 
 
 cdef void ns_fisher_diag(const NsModel* m, const double* theta, const double* aux,

@@ -22,6 +22,7 @@ import numpy as np
 from .._config import use_kahan
 from .._ext import fit as _fit
 from .._ext.lbfgsb import Status
+from .._ext.linalg import spd_inverse
 from ..errors import FitError, InvalidParameters
 
 __all__ = ["FitResult", "fit", "resolve_fit_setup"]
@@ -279,8 +280,10 @@ def fit(
     errs = np.full(n, np.nan)
     cov_status = "not computed"
     if uncertainties and np.isfinite(f):
-        hess = _fit.hessian(cm, x, lower, upper, (~mask).astype(np.uint8), main, aux, const)
-        cov, cov_status, msg = _covariance(hess, ~mask, names)
+        local = model.layout.local_params
+        hess = _fit.hessian_structured(cm, x, lower, upper, (~mask).view(np.uint8),
+                                       local.view(np.uint8), main, aux, const)
+        cov, cov_status, msg = _covariance(hess, ~mask, local, names)
         if msg:
             warnings.append(msg)
         errs = np.sqrt(np.diag(cov))
@@ -311,39 +314,51 @@ def fit(
     )
 
 
-def _covariance(hess: np.ndarray, free: np.ndarray, names: list[str]):
+def _covariance(hess: np.ndarray, free: np.ndarray, local: np.ndarray, names: list[str]):
     """Invert the Hessian over the free parameters; eigenvalue floor if not PD.
 
-    The inversion works on the unit-diagonal matrix ``H_ij / sqrt(H_ii H_jj)``. A Cholesky
-    pivot ``L_kk^2`` of that matrix is the fraction of parameter k's curvature not explained
-    by the parameters before it; a pivot below ``EIGEN_FLOOR`` means a direction the data
-    do not determine (finite-difference noise would otherwise pass for curvature).
-    """
-    from scipy.linalg import lapack
+    With ``local`` parameters (whose mutual Hessian block is diagonal, ``D``) the inverse
+    goes through the Schur complement ``S = H_GG - B D^-1 B^T`` of the dense block of the
+    other ("global") parameters, ``B = H_GL``:
 
+    ``C_GG = S^-1``, ``C_GL = -C_GG B D^-1``, ``C_LL = D^-1 + D^-1 B^T C_GG B D^-1``,
+
+    which costs O(n_L n_G^2 + n_G^3) instead of O(n^3). ``S`` is inverted by Cholesky after
+    scaling by ``1/sqrt(H_kk)``; a pivot ``L_kk^2 / H_kk`` below ``EIGEN_FLOOR`` means a
+    direction the data do not determine (finite-difference noise would otherwise pass
+    for curvature) and sends the fit to the eigenvalue-floor fallback.
+    """
     n = hess.shape[0]
     cov = np.zeros((n, n))
-    idx = np.flatnonzero(free)
-    if idx.size == 0:
+    if not np.any(free):
         return cov, "ok", ""
-    sub = hess[np.ix_(idx, idx)]
-    if not np.all(np.isfinite(sub)):
+    if not np.all(np.isfinite(hess)):
         raise FitError("the Hessian at the minimum is not finite; no covariance exists")
-    diag = np.diag(sub).copy()
-    if np.all(diag > 0):
-        d = 1.0 / np.sqrt(diag)
-        scaled = sub * np.outer(d, d)
-        chol, info = lapack.dpotrf(scaled, lower=1)
-        if info == 0 and np.min(np.diag(chol)) ** 2 > EIGEN_FLOOR:
-            inv, info = lapack.dpotri(chol, lower=1)
-            if info == 0:
-                inv = np.tril(inv) + np.tril(inv, -1).T
-                cov[np.ix_(idx, idx)] = inv * np.outer(d, d)
-                return cov, "ok", ""
-    else:
-        d = 1.0 / np.sqrt(np.maximum(np.abs(diag), np.max(np.abs(diag)) * EIGEN_FLOOR))
-        scaled = sub * np.outer(d, d)
-    w, v = np.linalg.eigh(scaled)
+    lidx = np.flatnonzero(free & local)
+    gidx = np.flatnonzero(free & ~local)
+    dl = hess[lidx, lidx]
+    hgg_diag = np.diag(hess)[gidx]
+    if np.all(dl > 0) and np.all(hgg_diag > 0):
+        b = hess[np.ix_(gidx, lidx)]
+        b_over_d = b / dl
+        schur = hess[np.ix_(gidx, gidx)] - b_over_d @ b.T
+        dg = 1.0 / np.sqrt(hgg_diag)
+        inv, min_pivot = spd_inverse(np.ascontiguousarray(schur * np.outer(dg, dg)))
+        if inv is not None and min_pivot > EIGEN_FLOOR:
+            c_gg = inv * np.outer(dg, dg)
+            c_gl = -c_gg @ b_over_d
+            cov[np.ix_(gidx, gidx)] = c_gg
+            cov[np.ix_(gidx, lidx)] = c_gl
+            cov[np.ix_(lidx, gidx)] = c_gl.T
+            c_ll = b_over_d.T @ c_gg @ b_over_d
+            c_ll[np.diag_indices_from(c_ll)] += 1.0 / dl
+            cov[np.ix_(lidx, lidx)] = c_ll
+            return cov, "ok", ""
+    idx = np.flatnonzero(free)
+    sub = hess[np.ix_(idx, idx)]
+    diag = np.abs(np.diag(sub))
+    d = 1.0 / np.sqrt(np.maximum(diag, np.max(diag) * EIGEN_FLOOR))
+    w, v = np.linalg.eigh(sub * np.outer(d, d))
     floor = EIGEN_FLOOR * max(float(np.max(np.abs(w))), 1e-300)
     bad = w < floor
     worst = v[:, int(np.argmin(w))]

@@ -88,6 +88,7 @@ class ModelLayout:
     gauss_log_norm: float
     pois_aux_index: np.ndarray
     tables: dict
+    local_params: np.ndarray  # per-bin gammas with pairwise disjoint bins (see below)
     codes: dict[str, str]
     modifiers: dict[str, list[str]]
 
@@ -364,9 +365,33 @@ def compile_workspace(
         gauss_log_norm=log_norm,
         pois_aux_index=i32(p_aux),
         tables=tables,
+        local_params=_local_params(n_par, blk_bin_start, blk_sb_start, blk_len, sb_gammas),
         codes=dict(codes),
         modifiers={k: v for k, v in modifiers.items() if v},
     )
+
+
+def _local_params(n_par, blk_bin_start, blk_sb_start, blk_len, sb_gammas) -> np.ndarray:
+    """A set of per-bin gamma parameters no two of which touch the same bin.
+
+    Their mutual Hessian block is diagonal, which the fit exploits (Schur complement,
+    simultaneous finite differences). Greedy in parameter order: a gamma joins if none of
+    its bins is taken yet.
+    """
+    bins_of: dict[int, set[int]] = {}
+    for b0, s0, nb in zip(blk_bin_start, blk_sb_start, blk_len):
+        for i in range(nb):
+            for p in sb_gammas[s0 + i]:
+                bins_of.setdefault(p, set()).add(b0 + i)
+    local = np.zeros(n_par, dtype=bool)
+    taken: set[int] = set()
+    for p in sorted(bins_of):
+        bins = bins_of[p]
+        if bins & taken:
+            continue
+        local[p] = True
+        taken |= bins
+    return local
 
 
 def _staterror_sigmas(by_name, channels, param_sets):
