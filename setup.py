@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py as _build_py
 
 HERE = Path(__file__).parent
 EXT_DIR = Path("nextstat") / "_ext"
@@ -71,7 +72,22 @@ extensions = [
     for pyx in sorted(EXT_DIR.glob("*.pyx"))
 ]
 
+
+
+class build_py(_build_py):
+    """Also ship kernels/*.cu and *.h as package data (nextstat/_kernels/) for the CUDA loader."""
+
+    def run(self):
+        super().run()
+        dest = Path(self.build_lib) / "nextstat" / "_kernels"
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in sorted((HERE / "kernels").iterdir()):
+            if f.suffix in (".cu", ".h", ".metal"):
+                shutil.copy2(f, dest / f.name)
+
+
 setup(
+    cmdclass={"build_py": build_py},
     ext_modules=cythonize(
         extensions,
         compiler_directives={

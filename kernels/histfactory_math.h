@@ -16,7 +16,9 @@
 #ifndef NEXTSTAT_HISTFACTORY_MATH_H
 #define NEXTSTAT_HISTFACTORY_MATH_H
 
+#ifndef __CUDACC_RTC__ /* NVRTC (CuPy) provides the math functions itself */
 #include <math.h>
+#endif
 
 #ifdef __CUDACC__
 #define NS_HD static __host__ __device__ __forceinline__

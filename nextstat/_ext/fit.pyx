@@ -178,7 +178,7 @@ def hessian(CompiledModel cm, const double[::1] x, const double[::1] lower,
     cdef const double* mp = _ptr(main)
     cdef const double* ap = _ptr(aux)
     cdef int i, j
-    cdef double h, xi, up, dn
+    cdef double h, xi, up, dn, inv_step
     with nogil:
         for i in range(n):
             if not free[i]:
@@ -200,9 +200,10 @@ def hessian(CompiledModel cm, const double[::1] x, const double[::1] lower,
             xw[i] = dn
             ns_nll(&cm.c, &xw[0], mp, ap, constant, &gm[0], False, &scratch[0])
             xw[i] = xi
+            inv_step = 1.0 / (up - dn)
             for j in range(n):
                 if free[j]:
-                    hess[i, j] = (gp[j] - gm[j]) / (up - dn)
+                    hess[i, j] = (gp[j] - gm[j]) * inv_step
     return 0.5 * (hess_arr + hess_arr.T)
 
 
@@ -233,7 +234,7 @@ def hessian_structured(CompiledModel cm, const double[::1] x, const double[::1] 
     cdef const double* mp = _ptr(main)
     cdef const double* ap = _ptr(aux)
     cdef int i, j, n_local = 0
-    cdef double h, xi, up, dn
+    cdef double h, xi, up, dn, inv_step
     with nogil:
         for i in range(n):
             if not free[i]:
@@ -260,9 +261,10 @@ def hessian_structured(CompiledModel cm, const double[::1] x, const double[::1] 
             xw[i] = dn
             ns_nll(&cm.c, &xw[0], mp, ap, constant, &gm[0], False, &scratch[0])
             xw[i] = xi
+            inv_step = 1.0 / (up - dn)
             for j in range(n):
                 if free[j]:
-                    hess[i, j] = (gp[j] - gm[j]) / (up - dn)
+                    hess[i, j] = (gp[j] - gm[j]) * inv_step
                     if local[j]:
                         hess[j, i] = hess[i, j]
         if n_local > 0:

@@ -196,16 +196,22 @@ cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,
 
     if not want_grad:
         return total
-    _backward(m, theta, n_main, scratch, grad)
+    for b in range(n_bins):
+        nu[b] = ns_poisson_dterm(n_main[b], nu[b])
+    _backward(m, theta, scratch, grad)
     return total
 
 
-cdef void _backward(const NsModel* m, const double* theta, const double* n_main,
-                    double* scratch, double* grad) noexcept nogil:
-    """Accumulate d(sum_b poisson_term)/d theta into ``grad`` (after ``_forward``)."""
+cdef void _backward(const NsModel* m, const double* theta, double* scratch,
+                    double* grad) noexcept nogil:
+    """Accumulate d(sum_b poisson_term)/d theta into ``grad``.
+
+    Runs after ``_forward``, with the rates ``nu_b`` in scratch replaced by
+    ``w_b = d poisson_term / d nu_b`` (one division per bin, not per sample-bin entry).
+    """
     cdef int n_bins = m.n_bins, n_sb = m.n_sb, n_fac = m.n_fac, n_blk = m.n_blk
-    cdef double* nu = scratch
-    cdef double* shape = nu + n_bins
+    cdef double* wb = scratch
+    cdef double* shape = wb + n_bins
     cdef double* gprod = shape + n_sb
     cdef double* fv = gprod + n_sb
     cdef double* fd = fv + n_fac
@@ -233,7 +239,7 @@ cdef void _backward(const NsModel* m, const double* theta, const double* n_main,
         a_blk = 0.0
         for i in range(nb):
             sb = sb0 + i
-            w = ns_poisson_dterm(n_main[b0 + i], nu[b0 + i])
+            w = wb[b0 + i]
             sh = shape[sb]
             gp = gprod[sb]
             a_blk += w * gp * sh
