@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import errors
 from ._config import get_eval_mode, set_eval_mode
 from ._version import __version__
+from .infer.asymptotics import HypotestResult, hypotest
 from .infer.mle import FitResult, fit
 from .io.pyhf import from_pyhf
 from .model.histfactory import HistFactoryModel
@@ -19,6 +20,8 @@ __all__ = [
     "errors",
     "from_pyhf",
     "fit",
+    "hypotest",
+    "HypotestResult",
     "FitResult",
     "HistFactoryModel",
     "get_eval_mode",
