@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import InvalidParameters
 from .profile import ProfileLikelihood
 
-__all__ = ["HypotestResult", "hypotest", "teststat", "NSIGMA_ORDER"]
+__all__ = ["AsymptoticCalculator", "HypotestResult", "hypotest", "NSIGMA_ORDER"]
 
 #: Order of the expected values: +2 sigma ... -2 sigma in t, i.e. ascending CLs.
 NSIGMA_ORDER = (2, 1, 0, -1, -2)
@@ -70,31 +70,6 @@ class HypotestResult:
     def to_dict(self) -> dict:
         """Plain Python data."""
         return asdict(self)
-
-
-def _tmu_like(prof: ProfileLikelihood, mu: float, free, start=None):
-    cond = prof.fixed_poi_fit(mu, x0=free.x if start is None else start)
-    t = max(2.0 * (cond.nll - free.nll), 0.0)
-    return t, cond
-
-
-def teststat(prof: ProfileLikelihood, mu: float, test_stat: str, free=None):
-    """``(q, free_fit, conditional_fit)`` for ``mu`` on ``prof``'s data.
-
-    ``free`` may pass a free fit already made on the same data.
-    """
-    if test_stat not in TEST_STATS:
-        raise InvalidParameters(f"test_stat must be one of {TEST_STATS}, got {test_stat!r}")
-    if test_stat == "q0" and mu != 0.0:
-        raise InvalidParameters(f"q0 tests mu = 0; got mu = {mu}")
-    free = prof.free_fit() if free is None else free
-    t, cond = _tmu_like(prof, mu, free)
-    mu_hat = free.x[prof.poi]
-    if test_stat == "q0":
-        q = 0.0 if mu_hat < mu else t
-    else:
-        q = 0.0 if mu_hat > mu else t
-    return q, free, cond
 
 
 def hypotest(
@@ -136,7 +111,7 @@ def hypotest(
         ``(+2, +1, 0, -1, -2) sigma`` in ``t`` = ascending, if ``return_expected_set``.
     """
     prof = ProfileLikelihood(model, data, init=init, fixed=fixed, bounds=bounds, mode=mode)
-    res = _asymptotic(prof, float(mu), test_stat)
+    res = AsymptoticCalculator(prof, test_stat).hypotest(mu)
     if return_result:
         return res
     is_q0 = test_stat == "q0"
@@ -154,51 +129,91 @@ def asimov_dataset(prof: ProfileLikelihood, asimov_mu: float, start=None):
     return prof.expected_data(cond.x), cond
 
 
-def _asymptotic(prof: ProfileLikelihood, mu: float, test_stat: str, free=None,
-                asimov=None) -> HypotestResult:
-    """Run the five fits of the asymptotic calculator (``free``/``asimov`` may be reused)."""
-    q, free, cond = teststat(prof, mu, test_stat, free=free)
-    asimov_mu = 1.0 if test_stat == "q0" else 0.0
-    if asimov is None:
-        asimov = asimov_dataset(prof, asimov_mu, start=free.x)
-    asimov_data, asimov_fit = asimov
-    prof_a = prof.with_data(asimov_data)
-    # The Asimov free fit starts at the point that generated the data, its minimum.
-    free_a = prof_a.free_fit(x0=asimov_fit.x)
-    q_a, free_a, cond_a = teststat(prof_a, mu, test_stat, free=free_a)
-    sq, sq_a = math.sqrt(q), math.sqrt(q_a)
-    if test_stat == "qtilde" and sq > sq_a > 0.0:
-        t = (q - q_a) / (2.0 * sq_a)
-    else:
-        t = sq - sq_a
+class AsymptoticCalculator:
+    """The asymptotic calculator with the fits that do not depend on ``mu`` cached.
 
-    def pvals(tt):
-        clsb = _phi(-(tt + sq_a))
-        clb = _phi(-tt)
-        return clsb, clb, (clsb / clb if clb > 0 else math.nan)
+    The free fit to the data, the Asimov dataset and the free fit to it are the same for
+    every tested ``mu``; a limit or a CLs scan therefore costs two conditional fits per
+    point. Conditional fits start from the nearest ``mu`` already tested (warm start).
 
-    clsb, clb, cls = pvals(t)
-    exp = [pvals(float(n)) for n in NSIGMA_ORDER]
-    return HypotestResult(
-        mu_test=mu,
-        test_stat=test_stat,
-        cls=cls,
-        clsb=clsb,
-        clb=clb,
-        cls_exp=[e[2] for e in exp],
-        clsb_exp=[e[0] for e in exp],
-        clb_exp=[e[1] for e in exp],
-        q_obs=q,
-        q_asimov=q_a,
-        teststat=t,
-        mu_hat=float(free.x[prof.poi]),
-        mu_hat_asimov=float(free_a.x[prof.poi]),
-        converged=all(r.converged for r in (free, cond, asimov_fit, free_a, cond_a)),
-        fitted={
-            "free_fit_to_data": free.x.tolist(),
-            "fixed_poi_fit_to_data": cond.x.tolist(),
-            "asimov_pars": asimov_fit.x.tolist(),
-            "free_fit_to_asimov": free_a.x.tolist(),
-            "fixed_poi_fit_to_asimov": cond_a.x.tolist(),
-        },
-    )
+    Parameters
+    ----------
+    prof : ProfileLikelihood
+    test_stat : {"qtilde", "q", "q0"}
+    """
+
+    def __init__(self, prof: ProfileLikelihood, test_stat: str = "qtilde"):
+        if test_stat not in TEST_STATS:
+            raise InvalidParameters(f"test_stat must be one of {TEST_STATS}, got {test_stat!r}")
+        self.prof = prof
+        self.test_stat = test_stat
+        self.free = prof.free_fit()
+        asimov_mu = 1.0 if test_stat == "q0" else 0.0
+        self.asimov_data, self.asimov_fit = asimov_dataset(prof, asimov_mu, start=self.free.x)
+        self.prof_asimov = prof.with_data(self.asimov_data)
+        # The Asimov free fit starts at the point that generated the data, its minimum.
+        self.free_asimov = self.prof_asimov.free_fit(x0=self.asimov_fit.x)
+        self._starts: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _start(self, mu: float):
+        if not self._starts:
+            return self.free.x, self.free_asimov.x
+        nearest = min(self._starts, key=lambda m: abs(m - mu))
+        return self._starts[nearest]
+
+    def hypotest(self, mu: float) -> HypotestResult:
+        """Asymptotic test of ``mu`` (see the module docstring)."""
+        mu = float(mu)
+        test_stat = self.test_stat
+        if test_stat == "q0" and mu != 0.0:
+            raise InvalidParameters(f"q0 tests mu = 0; got mu = {mu}")
+        start_d, start_a = self._start(mu)
+        poi = self.prof.poi
+        q, cond = self._q(self.prof, self.free, mu, start_d)
+        q_a, cond_a = self._q(self.prof_asimov, self.free_asimov, mu, start_a)
+        self._starts[mu] = (cond.x, cond_a.x)
+        sq, sq_a = math.sqrt(q), math.sqrt(q_a)
+        if test_stat == "qtilde" and sq > sq_a > 0.0:
+            t = (q - q_a) / (2.0 * sq_a)
+        else:
+            t = sq - sq_a
+
+        def pvals(tt):
+            clsb = _phi(-(tt + sq_a))
+            clb = _phi(-tt)
+            return clsb, clb, (clsb / clb if clb > 0 else math.nan)
+
+        clsb, clb, cls = pvals(t)
+        exp = [pvals(float(n)) for n in NSIGMA_ORDER]
+        fits = (self.free, cond, self.asimov_fit, self.free_asimov, cond_a)
+        return HypotestResult(
+            mu_test=mu,
+            test_stat=test_stat,
+            cls=cls,
+            clsb=clsb,
+            clb=clb,
+            cls_exp=[e[2] for e in exp],
+            clsb_exp=[e[0] for e in exp],
+            clb_exp=[e[1] for e in exp],
+            q_obs=q,
+            q_asimov=q_a,
+            teststat=t,
+            mu_hat=float(self.free.x[poi]),
+            mu_hat_asimov=float(self.free_asimov.x[poi]),
+            converged=all(r.converged for r in fits),
+            fitted={
+                "free_fit_to_data": self.free.x.tolist(),
+                "fixed_poi_fit_to_data": cond.x.tolist(),
+                "asimov_pars": self.asimov_fit.x.tolist(),
+                "free_fit_to_asimov": self.free_asimov.x.tolist(),
+                "fixed_poi_fit_to_asimov": cond_a.x.tolist(),
+            },
+        )
+
+    def _q(self, prof, free, mu, start):
+        cond = prof.fixed_poi_fit(mu, x0=start)
+        t = max(2.0 * (cond.nll - free.nll), 0.0)
+        mu_hat = free.x[prof.poi]
+        if self.test_stat == "q0":
+            return (0.0 if mu_hat < mu else t), cond
+        return (0.0 if mu_hat > mu else t), cond
