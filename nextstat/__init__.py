@@ -10,7 +10,9 @@ from . import errors
 from ._config import get_eval_mode, set_eval_mode
 from ._version import __version__
 from .infer.asymptotics import HypotestResult, hypotest
+from .infer.limits import ClsCurve, UpperLimitResult, cls_curve, upper_limit
 from .infer.mle import FitResult, fit
+from .infer.scan import ProfileCI, ProfileScanResult, profile_ci, profile_scan
 from .io.pyhf import from_pyhf
 from .model.histfactory import HistFactoryModel
 from .sysinfo import openmp_enabled, show_versions
@@ -22,6 +24,14 @@ __all__ = [
     "fit",
     "hypotest",
     "HypotestResult",
+    "upper_limit",
+    "cls_curve",
+    "profile_scan",
+    "profile_ci",
+    "UpperLimitResult",
+    "ClsCurve",
+    "ProfileScanResult",
+    "ProfileCI",
     "FitResult",
     "HistFactoryModel",
     "get_eval_mode",
