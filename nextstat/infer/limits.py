@@ -28,8 +28,9 @@ Two ways to find the POI value where CLs crosses ``alpha``:
     allowed; the cached free fits are unchanged because they lie strictly inside the bound)
     and a warning is added to the result; if the free fit sits *at* the upper bound the
     limit cannot be computed safely and :class:`~nextstat.errors.InvalidParameters` asks to
-    widen the bounds. A curve already below ``alpha`` at ``lo > 0`` gets the limit ``lo``,
-    ``converged=False`` and a warning.
+    widen the bounds. With an explicit ``bracket`` starting above 0, a curve already below
+    ``alpha`` there gets the limit ``lo``, ``converged=False`` and a warning. (A POI lower
+    bound above 0 is not possible: the Asimov fit at ``mu = 0`` needs it.)
 
 ``method="scan"``
     pyhf's ``upper_limit(data, model, scan)``: a hypotest at every grid point and, per curve,
@@ -50,7 +51,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..errors import InvalidParameters
+from ..errors import FitError, InvalidParameters
 from .asymptotics import NSIGMA_ORDER, AsymptoticCalculator
 from .profile import ProfileLikelihood
 
@@ -333,8 +334,13 @@ class _Curves:
         sq_a = math.sqrt(r.q_asimov)
         t = r.teststat
         log_cls = float(self._log_ndtr(-(t + sq_a)) - self._log_ndtr(-t))
+        if not (math.isfinite(log_cls) or log_cls == -math.inf) or not math.isfinite(sq_a):
+            raise FitError(
+                f"CLs is not defined at mu = {mu} (q = {r.q_obs}, q_A = {r.q_asimov}): the "
+                f"fits failed there"
+            )
         g = np.empty(6)
-        g[0] = self.z_alpha - math.sqrt(max(-2.0 * log_cls, 0.0)) if log_cls == log_cls else -1.0
+        g[0] = self.z_alpha - math.sqrt(-2.0 * log_cls) if log_cls < 0.0 else self.z_alpha
         g[1:] = self.s_star - sq_a
         self.memo[mu] = (g, r)
         if self.progress is not None:

@@ -111,6 +111,17 @@ def _outward_order(values: np.ndarray, center: float) -> list[tuple[int, int]]:
     return visits
 
 
+def _retry_cold(minimize, r, x_free, i, v, lower, upper):
+    """A warm-started fit that did not converge (e.g. a line search stalled near the minimum
+    of a large model): refit from the free fit and keep the better of the two."""
+    x = x_free.copy()
+    x[i] = v
+    r2 = minimize(x, lower, upper)
+    if r2.converged or not math.isfinite(r.nll) or r2.nll < r.nll:
+        return r2
+    return r
+
+
 def profile_scan(
     model,
     mu_values,
@@ -124,6 +135,9 @@ def profile_scan(
     progress=None,
 ) -> ProfileScanResult:
     """Profile likelihood of the POI at each of ``mu_values``.
+
+    A warm-started fit that does not converge is redone from the free fit (the better of
+    the two is kept).
 
     Parameters
     ----------
@@ -165,6 +179,8 @@ def profile_scan(
         x = (free.x if j < 0 else xs[j]).copy()
         x[poi] = lower[poi] = upper[poi] = mu[i]
         r = minimize(x, lower, upper)
+        if not r.converged and j >= 0:
+            r = _retry_cold(minimize, r, free.x, poi, mu[i], lower, upper)
         xs[i] = r.x
         nll[i] = r.nll
         conv[i] = r.converged
@@ -291,6 +307,9 @@ class _Profile1D:
         x[i] = self.lower[i] = self.upper[i] = v
         r = self.prof._minimize(x, self.lower, self.upper)
         self.n_fits += 1
+        if not r.converged and near != float(self.free.x[i]):
+            r = _retry_cold(self.prof._minimize, r, self.free.x, i, v, self.lower, self.upper)
+            self.n_fits += 1
         val = math.sqrt(max(2.0 * (r.nll - self.free.nll), 0.0))
         self.memo[v] = (val, r.x, bool(r.converged))
         return val
