@@ -261,3 +261,5 @@ def test_bad_arguments():
         nextstat.upper_limit(model, alpha=1.5)
     with pytest.raises(InvalidParameters, match="bounds"):
         nextstat.cls_curve(model, [1.0, 20.0])
+    with pytest.raises(InvalidParameters, match="ascending"):
+        nextstat.cls_curve(model, [2.0, 1.0])

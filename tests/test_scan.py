@@ -122,6 +122,8 @@ def test_profile_scan_serialises_and_checks_bounds():
     assert d["poi_name"] == "mu" and len(d["twice_delta_nll"]) == 2 and len(d["params"]) == 2
     with pytest.raises(InvalidParameters, match="bounds"):
         nextstat.profile_scan(model, [1.0, 11.0])
+    with pytest.raises(InvalidParameters, match="empty"):
+        nextstat.profile_scan(model, [])
 
 
 # ---------------------------------------------------------------------------

@@ -226,6 +226,8 @@ def _curve(calc, scan, alpha, progress) -> ClsCurve:
     mu = np.asarray(scan, dtype=float).ravel()
     if mu.size == 0:
         raise InvalidParameters("the scan grid is empty")
+    if np.any(np.diff(mu) < 0.0):
+        raise InvalidParameters("the scan grid must be ascending (pyhf's interpolation needs it)")
     n = mu.size
     cls_obs = np.empty(n)
     clsb = np.empty(n)

@@ -160,6 +160,8 @@ def profile_scan(
     prof = ProfileLikelihood(model, data, init=init, fixed=fixed, bounds=bounds, mode=mode)
     mu = np.array(mu_values, dtype=float).ravel()
     n = mu.size
+    if n == 0:
+        raise InvalidParameters("mu_values is empty")
     lo, hi = prof.poi_bounds
     if n and not (lo <= mu.min() and mu.max() <= hi):
         raise InvalidParameters(
