@@ -19,7 +19,8 @@ per block. The NLL is pyhf's ``-logpdf`` with all constants:
 
     -\\ln L = \\sum_b \\big(\\nu_b - n_b \\ln \\nu_b\\big)
               + \\sum_{c \\in \\mathrm{Gauss}} \\frac{(\\theta_c - a_c)^2}{2\\sigma_c^2}
-              + \\sum_{c \\in \\mathrm{Pois}} \\big(\\gamma_c\\tau_c - a_c \\ln(\\gamma_c\\tau_c)\\big)
+              + \\sum_{c \\in \\mathrm{Pois}}
+                \\big(\\gamma_c\\tau_c - a_c \\ln(\\gamma_c\\tau_c)\\big)
               + C(n, a)
 
 where the data-dependent constant :math:`C` (``lgamma`` terms and Gaussian normalisations) is

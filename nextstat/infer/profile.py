@@ -13,13 +13,10 @@ import numpy as np
 
 from .._config import use_kahan
 from .._ext import fit as _fit
-from .._ext.lbfgsb import Status
 from ..errors import InvalidModel, InvalidParameters
-from .mle import MAX_ITER, MAX_RESTARTS, PGTOL, resolve_fit_setup
+from .mle import MAX_ITER, MAX_RESTARTS, PGTOL, is_converged, resolve_fit_setup
 
 __all__ = ["MinimumResult", "ProfileLikelihood"]
-
-_CONVERGED = (int(Status.CONVERGED_PGTOL), int(Status.CONVERGED_FTOL))
 
 
 @dataclass
@@ -90,15 +87,16 @@ class ProfileLikelihood:
         main, aux, const = self.data
         n_iter = n_fev = 0
         for _ in range(MAX_RESTARTS + 1):
-            status, f, it, fev, _, _, _, _ = _fit.minimize_nll(
+            status, f, it, fev, _, pgnorm, _, _ = _fit.minimize_nll(
                 self.model.compiled, x, lower, upper, main, aux, const, self.kahan,
                 max_iter=MAX_ITER, pgtol=PGTOL,
             )
             n_iter += it
             n_fev += fev
-            if status in _CONVERGED or not np.isfinite(f):
+            converged = is_converged(status, pgnorm)
+            if converged or not np.isfinite(f):
                 break
-        return MinimumResult(x, float(f), status in _CONVERGED, int(status), n_iter, n_fev)
+        return MinimumResult(x, float(f), converged, int(status), n_iter, n_fev)
 
     def free_fit(self, x0=None) -> MinimumResult:
         """Unconditional minimum (POI free within its bounds)."""

@@ -205,7 +205,7 @@ def compile_workspace(
     bounds = np.array([b for ps in ordered for b in ps.bounds], dtype=float).reshape(n_par, 2)
     fixed = np.array([f for ps in ordered for f in ps.fixed], dtype=bool)
 
-    poi_name = measurement["config"].get("poi")
+    poi_name = measurement["config"].get("poi") or None  # "" means no POI, as in pyhf
     poi_index = None
     if poi_name is not None:
         if poi_name not in param_sets or param_sets[poi_name].n != 1:
@@ -379,7 +379,7 @@ def _local_params(n_par, blk_bin_start, blk_sb_start, blk_len, sb_gammas) -> np.
     its bins is taken yet.
     """
     bins_of: dict[int, set[int]] = {}
-    for b0, s0, nb in zip(blk_bin_start, blk_sb_start, blk_len):
+    for b0, s0, nb in zip(blk_bin_start, blk_sb_start, blk_len, strict=True):
         for i in range(nb):
             for p in sb_gammas[s0 + i]:
                 bins_of.setdefault(p, set()).add(b0 + i)
@@ -430,7 +430,7 @@ def _shapesys_factors(by_name, channels, param_sets):
                     continue
                 ps = param_sets[mod["name"]]
                 tau, fixed = [], []
-                for nom, unc in zip(s["data"], mod["data"]):
+                for nom, unc in zip(s["data"], mod["data"], strict=True):
                     ok = nom > 0 and unc > 0
                     tau.append(float(nom) ** 2 / float(unc) ** 2 if ok else 1.0)
                     fixed.append(not ok)
@@ -440,7 +440,11 @@ def _shapesys_factors(by_name, channels, param_sets):
 
 
 def _apply_measurement(measurement, param_sets, unknown_parameters):
-    """Apply ``measurement.config.parameters`` overrides (pyhf ``reduce_paramsets_requirements``)."""
+    """Apply ``measurement.config.parameters`` overrides, as pyhf's
+    ``reduce_paramsets_requirements`` does.
+
+    Unknown-parameter entries follow ``unknown_parameters``.
+    """
     mname = measurement["name"]
     for i, entry in enumerate(measurement["config"].get("parameters", [])):
         where = f"measurement '{mname}', config.parameters[{i}] ('{entry['name']}')"
@@ -491,7 +495,7 @@ def _apply_measurement(measurement, param_sets, unknown_parameters):
             a, s = ps.auxdata[0], ps.sigmas[0]
             ps.bounds = [(a - 5.0 * s, a + 5.0 * s)]
     for ps in param_sets.values():
-        for j, ((lo, hi), x0) in enumerate(zip(ps.bounds, ps.inits)):
+        for j, ((lo, hi), x0) in enumerate(zip(ps.bounds, ps.inits, strict=True)):
             if not lo <= hi:
                 raise InvalidModel(f"parameter '{ps.name}' component {j}: bounds ({lo}, {hi})")
             if not lo <= x0 <= hi:

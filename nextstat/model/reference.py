@@ -66,7 +66,7 @@ def interp_delta(code: str, alpha: float, lo, nom, hi) -> np.ndarray:
         return a * s + a * a * asym * (15 - 10 * a**2 + 3 * a**4)
     return np.array(
         [n * (interp_factor(code, a, lo_i / n, hi_i / n) - 1.0) for lo_i, n, hi_i in
-         zip(lo, nom, hi)]
+         zip(lo, nom, hi, strict=True)]
     )
 
 
