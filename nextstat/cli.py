@@ -443,6 +443,162 @@ def inspect(input_path: str, measurement: str | None, interpolation: str, as_jso
         click.echo(_render_summary(summary))
 
 
+# ---------------------------------------------------------------------------
+# Inference commands
+# ---------------------------------------------------------------------------
+
+
+def test_stat_option(func: F) -> F:
+    """``--test-stat qtilde|q``: the one-sided test statistic for limits and CLs."""
+    return click.option(
+        "--test-stat",
+        type=click.Choice(["qtilde", "q"]),
+        default="qtilde",
+        show_default=True,
+        help="Test statistic: qtilde (POI >= 0) or q.",
+    )(func)
+
+
+def plot_option(func: F) -> F:
+    """``--plot FILE``: also draw the result (PNG, PDF or SVG by suffix; needs matplotlib)."""
+    return click.option(
+        "--plot",
+        "plot_path",
+        metavar="FILE",
+        default=None,
+        help="Also draw the result to FILE (.png, .pdf or .svg; needs matplotlib).",
+    )(func)
+
+
+class _Progress:
+    """A progress callable ``(i, n)`` drawing a bar on stderr when it is a terminal."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, i: int, n: int | None) -> None:
+        if not self.enabled:
+            return
+        total = f"/{n}" if n else ""
+        width = 30
+        done = int(width * i / n) if n else 0
+        bar = "#" * done + "-" * (width - done) if n else ""
+        click.echo(f"\r{self.label} [{bar}] {i}{total}", err=True, nl=False)
+        if n and i >= n:
+            click.echo("", err=True)
+
+
+def _grid(start: float, stop: float, points: int) -> list[float]:
+    if points < 2 or not stop > start:
+        raise UserError(f"need stop > start and points >= 2 (got {start}, {stop}, {points})")
+    step = (stop - start) / (points - 1)
+    return [start + i * step for i in range(points)]
+
+
+def _save_plot(draw: Callable[[], Any], path: str) -> None:
+    try:
+        from nextstat.viz import plots
+    except ImportError as exc:  # matplotlib missing
+        raise UserError(f"--plot needs matplotlib ({exc}); pip install 'nextstat[plot]'") from None
+    plots.save(draw(), path)
+    click.echo(f"nextstat: wrote {path}", err=True)
+
+
+@cli.command(short_help="Asymptotic CLs hypothesis test of one POI value.")
+@input_option
+@measurement_option
+@interpolation_option
+@output_option
+@click.option("--mu", type=float, required=True, help="Tested POI value.")
+@test_stat_option
+def hypotest(input_path, measurement, interpolation, output, mu, test_stat) -> None:
+    """Asymptotic CLs of --mu with CLs+b, CLb, q_mu and the expected band.
+
+    \b
+    Example:
+      nextstat hypotest -i nextstat/examples/simple_workspace.json --mu 1
+    """
+    import nextstat
+
+    model = _load_model(input_path, measurement, interpolation).model
+    res = nextstat.hypotest(mu, model, test_stat=test_stat, return_result=True)
+    out = res.to_dict()
+    out["nsigma_order"] = [2, 1, 0, -1, -2]
+    _emit(out, output)
+
+
+@cli.command("upper-limit", short_help="Observed and expected CLs upper limits on the POI.")
+@input_option
+@measurement_option
+@interpolation_option
+@output_option
+@test_stat_option
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="CLs level.")
+@click.option("--method", type=click.Choice(["root", "scan"]), default="root", show_default=True,
+              help="Root finding, or pyhf-style interpolation on a grid.")
+@click.option("--scan-start", type=float, default=0.0, show_default=True)
+@click.option("--scan-stop", type=float, default=5.0, show_default=True)
+@click.option("--scan-points", type=int, default=21, show_default=True)
+@plot_option
+def upper_limit_cmd(input_path, measurement, interpolation, output, test_stat, alpha, method,
+                    scan_start, scan_stop, scan_points, plot_path) -> None:
+    """Observed and expected (-2..+2 sigma) upper limits at CLs = --alpha.
+
+    With --plot, also draws the Brazil band: CLs on a grid from 0 to 1.5 times the
+    largest limit (or the --scan grid with --method scan).
+
+    \b
+    Example:
+      nextstat upper-limit -i nextstat/examples/simple_workspace.json --plot brazil.png
+    """
+    import nextstat
+
+    model = _load_model(input_path, measurement, interpolation).model
+    progress = _Progress("upper limit")
+    scan = _grid(scan_start, scan_stop, scan_points) if method == "scan" else None
+    res = nextstat.upper_limit(model, alpha=alpha, method=method, scan=scan,
+                               test_stat=test_stat, progress=progress)
+    _emit(res.to_dict(), output)
+    if plot_path:
+        if scan is None:
+            top = 1.5 * max([res.obs_limit, *res.exp_limits])
+            lo = model.suggested_bounds()[model.poi_index()][0]
+            scan = _grid(max(lo, 0.0), top, 41)
+        curve = nextstat.cls_curve(model, scan, alpha=alpha, test_stat=test_stat,
+                                   progress=_Progress("CLs curve"))
+        from nextstat.viz import plots
+
+        _save_plot(lambda: plots.plot_brazil(curve), plot_path)
+
+
+@cli.command(short_help="Profile-likelihood scan of the POI.")
+@input_option
+@measurement_option
+@interpolation_option
+@output_option
+@click.option("--start", type=float, default=0.0, show_default=True)
+@click.option("--stop", type=float, default=5.0, show_default=True)
+@click.option("--points", type=int, default=21, show_default=True)
+@plot_option
+def scan(input_path, measurement, interpolation, output, start, stop, points, plot_path) -> None:
+    """Profile likelihood of the POI on a grid: -2 Delta ln L (two-sided) and q_mu.
+
+    \b
+    Example:
+      nextstat scan -i nextstat/examples/simple_workspace.json --stop 4 --points 41
+    """
+    import nextstat
+
+    model = _load_model(input_path, measurement, interpolation).model
+    res = nextstat.profile_scan(model, _grid(start, stop, points), progress=_Progress("scan"))
+    _emit(res.to_dict(), output)
+    if plot_path:
+        from nextstat.viz import plots
+
+        _save_plot(lambda: plots.plot_profile(res), plot_path)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``nextstat`` script."""
     cli.main(args=argv, prog_name="nextstat")
