@@ -7,12 +7,23 @@ else (no SciPy, matplotlib, uproot, CuPy or torch until a feature needs them).
 from __future__ import annotations
 
 from . import errors
-from ._config import get_eval_mode, set_eval_mode
+from ._config import get_eval_mode, get_threads, set_eval_mode, set_threads
 from ._version import __version__
 from .infer.asymptotics import HypotestResult, hypotest
+from .infer.gof import GofResult, goodness_of_fit
 from .infer.limits import ClsCurve, UpperLimitResult, cls_curve, upper_limit
 from .infer.mle import FitResult, fit
+from .infer.ranking import (
+    CorrelationResult,
+    PullsResult,
+    RankingResult,
+    correlation_matrix,
+    pulls,
+    ranking,
+)
 from .infer.scan import ProfileCI, ProfileScanResult, profile_ci, profile_scan
+from .infer.significance import SignificanceResult, significance
+from .infer.yields import YieldsResult, yields
 from .io.pyhf import from_pyhf
 from .model.histfactory import HistFactoryModel
 from .sysinfo import openmp_enabled, show_versions
@@ -33,9 +44,23 @@ __all__ = [
     "ProfileScanResult",
     "ProfileCI",
     "FitResult",
+    "significance",
+    "SignificanceResult",
+    "goodness_of_fit",
+    "GofResult",
+    "ranking",
+    "RankingResult",
+    "pulls",
+    "PullsResult",
+    "correlation_matrix",
+    "CorrelationResult",
+    "yields",
+    "YieldsResult",
     "HistFactoryModel",
     "get_eval_mode",
     "set_eval_mode",
+    "get_threads",
+    "set_threads",
     "openmp_enabled",
     "show_versions",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .errors import InvalidParameters
 
 _MODES = ("fast", "parity")
-_state = {"mode": "fast"}
+_state: dict = {"mode": "fast", "threads": None}
 
 
 def set_eval_mode(mode: str) -> None:
@@ -35,3 +35,23 @@ def use_kahan(mode: str | None) -> bool:
     if mode not in _MODES:
         raise InvalidParameters(f"mode must be one of {_MODES} or None, got {mode!r}")
     return mode == "parity"
+
+
+def set_threads(n: int | None) -> None:
+    """Default number of threads for work split over independent fits (ranking, batches).
+
+    Parameters
+    ----------
+    n : int or None
+        A positive count, ``0`` or ``None`` for all cores (``os.cpu_count()``).
+    """
+    if n is not None and (not isinstance(n, int) or n < 0):
+        raise InvalidParameters(f"threads must be a non-negative int or None, got {n!r}")
+    _state["threads"] = n or None
+
+
+def get_threads() -> int:
+    """The thread count :func:`set_threads` chose (all cores by default)."""
+    import os
+
+    return _state["threads"] or os.cpu_count() or 1

@@ -103,3 +103,17 @@ def test_with_observed_main_replaces_data_only():
     assert model.nll(p) != other.nll(p)
     with pytest.raises(errors.InvalidParameters):
         model.with_observed_main(asimov[:-1])
+
+
+def test_thread_setting():
+    import os
+
+    try:
+        nextstat.set_threads(1)
+        assert nextstat.get_threads() == 1
+        nextstat.set_threads(0)
+        assert nextstat.get_threads() == (os.cpu_count() or 1)
+        with pytest.raises(errors.InvalidParameters, match="threads"):
+            nextstat.set_threads(-2)
+    finally:
+        nextstat.set_threads(None)
