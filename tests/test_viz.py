@@ -72,20 +72,18 @@ def ranking(model, fit_result, ranking_mod):
 
 
 @pytest.fixture(scope="module")
-def yields(model, fit_result):
-    """A post-fit yields dict of the documented shape (per channel: samples, total, data)."""
-    obs = {d["channel_name"]: d["y"] for d in model.observed_main_by_channel()}
-    chans = []
-    for ch in model.expected_main_by_channel_sample(fit_result.bestfit):
-        total = np.array(ch["total"])
-        chans.append({
-            "name": ch["channel_name"],
-            "samples": [{"name": s["sample_name"], "yields": s["y"]} for s in ch["samples"]],
-            "total": total.tolist(),
-            "total_error": (0.07 * total).tolist(),
-            "data": obs[ch["channel_name"]],
-        })
-    return {"channels": chans}
+def yields_mod():
+    return pytest.importorskip("nextstat.infer.yields")
+
+
+@pytest.fixture(scope="module")
+def postfit(model, fit_result, yields_mod):
+    return yields_mod.yields(model, fit_result)
+
+
+@pytest.fixture(scope="module")
+def prefit(model, yields_mod):
+    return yields_mod.yields(model)
 
 
 def _lines(ax, **props):
@@ -293,13 +291,13 @@ def test_corr_heatmap(fit_result, ranking_mod):
     assert "-0.00" not in {t.get_text() for t in ax.texts}
     assert [t.get_text() for t in ax.get_yticklabels()] == corr.parameter_names
 
-    pruned = viz.plot_corr(corr.to_dict(), threshold=0.1)
+    pruned = viz.plot_corr(corr.to_dict(), threshold=0.1, annotate=False)
     kept = len(pruned.get_yticklabels())
     assert 1 < kept < n
     # A FitResult (fixed parameters dropped) and a bare matrix work too.
     ax = viz.plot_corr(_json(fit_result), annotate=False)
     assert not ax.texts and len(ax.get_yticklabels()) == n
-    viz.plot_corr(np.eye(3))
+    assert len(viz.plot_corr(np.eye(3)).texts) == 9
     with pytest.raises(InvalidParameters, match="threshold"):
         viz.plot_corr(np.eye(3), threshold=0.5)
 
@@ -309,25 +307,37 @@ def test_corr_heatmap(fit_result, ranking_mod):
 # --------------------------------------------------------------------------------------
 
 
-def test_yields_stack_data_and_ratio(yields):
-    fig = viz.plot_yields(yields, "SR")
+def test_yields_stack_data_and_ratio(postfit, prefit):
+    fig = viz.plot_yields(postfit, "SR")
     main, ratio = fig.axes
-    sr = yields["channels"][[c["name"] for c in yields["channels"]].index("SR")]
-    n_samples = len(sr["samples"])
+    sr = postfit.channel("SR")
     # One filled step patch per sample, plus the total outline and the hatched band.
-    assert len(main.patches) == n_samples + 2
+    assert len(main.patches) == len(sr.samples) + 2
+    band = main.patches[-1]
+    assert band.get_hatch() == "////"
     (data,) = [c for c in main.containers if isinstance(c, ErrorbarContainer)]
-    np.testing.assert_allclose(data.lines[0].get_ydata(), sr["data"])
+    np.testing.assert_allclose(data.lines[0].get_ydata(), sr.data)
     (rdata,) = [c for c in ratio.containers if isinstance(c, ErrorbarContainer)]
-    np.testing.assert_allclose(rdata.lines[0].get_ydata(),
-                               np.array(sr["data"]) / np.array(sr["total"]))
+    np.testing.assert_allclose(rdata.lines[0].get_ydata(), np.array(sr.data) / sr.total)
     labels = main.get_legend_handles_labels()[1]
-    assert {"Data", "Uncertainty", "signal"} <= set(labels)
+    assert {"Data", "Uncertainty", *(s.name for s in sr.samples)} <= set(labels)
+    legend = [t.get_text() for t in main.get_legend().get_texts()]
+    assert legend[:2] == ["Data", "signal"] and legend[-1] == "Uncertainty"  # signal on top
+    assert "SR Post-fit" in {t.get_text() for t in main.texts}
     assert ratio.get_ylabel() == "Data / Model" and main.get_ylabel() == "Events / bin"
-    fig = viz.plot_yields(yields, "CR", bin_edges=[0, 10, 20, 40], logy=True)
+    lo, hi = ratio.get_ylim()
+    assert lo <= 0.5 and hi >= 1.5
+
+    fig = viz.plot_yields(_json(prefit), "CR", bin_edges=[0, 10, 20, 40], logy=True)
     assert fig.axes[0].get_yscale() == "log"
+    assert "CR Pre-fit" in {t.get_text() for t in fig.axes[0].texts}
+    pair = {"prefit": prefit, "postfit": _json(postfit)}
+    fig = viz.plot_yields(pair, "SR", stage="prefit")
+    assert "SR Pre-fit" in {t.get_text() for t in fig.axes[0].texts}
     with pytest.raises(InvalidParameters, match="no channel"):
-        viz.plot_yields(yields, "VR")
+        viz.plot_yields(postfit, "VR")
+    with pytest.raises(InvalidParameters, match="postfit"):
+        viz.plot_yields(postfit, stage="prefit")
 
 
 # --------------------------------------------------------------------------------------
@@ -337,14 +347,14 @@ def test_yields_stack_data_and_ratio(yields):
 
 @pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF"),
                                            (".svg", b"<?xml")])
-def test_save_formats(tmp_path, curve, suffix, magic):
-    ax = viz.plot_brazil(curve)
-    path = viz.save(ax, tmp_path / f"brazil{suffix}")
+def test_save_formats(tmp_path, suffix, magic):
+    ax = viz.plot_profile({"mu_values": [0, 1, 2], "twice_delta_nll": [1, 0, 1]})
+    path = viz.save(ax, tmp_path / f"scan{suffix}")
     assert path.read_bytes().startswith(magic)
 
 
-def test_save_figure_and_bad_suffix(tmp_path, yields):
-    fig = viz.plot_yields(yields)
+def test_save_figure_and_bad_suffix(tmp_path, postfit):
+    fig = viz.plot_yields(postfit)
     viz.save(fig, str(tmp_path / "yields.PNG"), dpi=72)
     assert (tmp_path / "yields.PNG").stat().st_size > 1000
     with pytest.raises(InvalidParameters, match="format"):

@@ -39,6 +39,9 @@ YELLOW = "#ffcc00"
 UP_COLOR = "#3a78c2"
 DOWN_COLOR = "#e0703a"
 ALPHA_COLOR = "#c0392b"
+#: Sample colours of stacked yields (M. Petroff's 10-colour accessible sequence).
+SAMPLE_COLORS = ("#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300",
+                 "#b9ac70", "#717581", "#92dadd")
 
 LABEL_SIZE = 13
 TICK_SIZE = 11
@@ -68,11 +71,23 @@ def _pyplot():
     A backend chosen by the user (``matplotlib.use``, ``MPLBACKEND``, an rc file, Jupyter's
     inline backend, an already imported pyplot) is left alone.
     """
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError(
+            f"nextstat.viz needs matplotlib ({exc}); pip install 'nextstat[plot]'"
+        ) from exc
 
     if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
         getter = getattr(matplotlib.rcParams, "_get_backend_or_none", None)
-        chosen = getter() if getter is not None else None
+        if getter is not None:
+            chosen = getter()
+        else:  # matplotlib < 3.8
+            from matplotlib import rcsetup
+
+            chosen = dict.__getitem__(matplotlib.rcParams, "backend")
+            if chosen is getattr(rcsetup, "_auto_backend_sentinel", None):
+                chosen = None
         if chosen is None and not _has_display():
             matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -882,68 +897,60 @@ def _poisson_errors(n: np.ndarray):
 
 
 def _channel_view(yields, channel, stage):
+    """``(channel name, channel view, stage label)`` of a YieldsResult (or a pre/post pair)."""
     top = _View(yields, "a YieldsResult")
-    src = top
-    if stage is not None:
-        nested = top.sub(stage, f"{stage}_yields")
-        if nested is not None:
-            src = nested
-    chans = src.get("channels", default=None)
-    if chans is None:
-        raise InvalidArgumentType("expected a YieldsResult: no 'channels'")
+    if not top.has("channels"):
+        # {"prefit": YieldsResult, "postfit": YieldsResult}: pick one.
+        stages = [k for k in ("postfit", "prefit") if top.has(k)]
+        if not stages:
+            raise InvalidArgumentType("expected a YieldsResult: no 'channels'")
+        if stage is None:
+            stage = stages[0]
+        if stage not in stages:
+            raise InvalidParameters(f"no {stage!r} yields; have {stages}")
+        top = top.sub(stage)
+    own = top.get("stage", default=None)
+    if stage is not None and isinstance(own, str) and own and own != stage:
+        raise InvalidParameters(f"these are {own} yields, not {stage}")
+    stage = own if isinstance(own, str) and own else stage
+    chans = top.get("channels")
     if isinstance(chans, Mapping):
-        if channel is None:
-            channel = next(iter(chans))
-        if channel not in chans:
-            raise InvalidParameters(f"no channel named {channel!r}; channels are {list(chans)}")
-        ch = _View(chans[channel], "a channel of a YieldsResult")
-        return channel, ch, top
-    views = [_View(c, "a channel of a YieldsResult") for c in chans]
-    names = [str(c.get("name", "channel_name", "channel")) for c in views]
+        names = [str(k) for k in chans]
+        views = [_View(c, "a channel of a YieldsResult") for c in chans.values()]
+    else:
+        views = [_View(c, "a channel of a YieldsResult") for c in chans]
+        names = [str(c.get("name", "channel_name", "channel")) for c in views]
     if channel is None:
         channel = names[0]
     if channel not in names:
         raise InvalidParameters(f"no channel named {channel!r}; channels are {names}")
-    return channel, views[names.index(channel)], top
+    all_samples = set()
+    for v in views:
+        smp = v.get("samples", default=())
+        if isinstance(smp, Mapping):
+            all_samples.update(str(k) for k in smp)
+        else:
+            all_samples.update(str(_View(x, "").get("name", "sample_name", default=""))
+                               for x in smp)
+    return channel, views[names.index(channel)], stage, sorted(all_samples)
 
 
-def _stage_value(view, stage, *names, default=_MISSING):
-    """Field ``names`` of ``view``, preferring a ``{stage}_``-prefixed or stage-nested one."""
-    if stage is not None:
-        for name in names:
-            val = view.get(f"{stage}_{name}", default=None)
-            if val is not None:
-                return val
-        nested = view.get(stage, default=None)
-        if isinstance(nested, Mapping):
-            for name in names:
-                if nested.get(name) is not None:
-                    return nested[name]
-        elif nested is not None and not isinstance(nested, Sequence | np.ndarray):
-            sub = _View(nested, view.what)
-            val = sub.get(*names, default=None)
-            if val is not None:
-                return val
-    return view.get(*names, default=default)
-
-
-def plot_yields(yields, channel=None, ax=None, *, stage="postfit", bin_edges=None,
+def plot_yields(yields, channel=None, ax=None, *, stage=None, bin_edges=None,
                 xlabel=None, logy=False, ratio_range=None, signal=None, title=None,
                 figsize=(6.4, 6.0), colors=None):
     """Stacked expected yields with data, hatched model uncertainty, and a data/model ratio.
 
     Parameters
     ----------
-    yields : YieldsResult or its ``to_dict()``
-        ``channels``: per channel its ``samples`` (``name`` and per-bin ``yields``), the
-        total's per-bin uncertainty and the observed ``data``; pre- and post-fit values are
-        read from ``prefit``/``postfit`` sub-results or ``prefit_``/``postfit_`` fields when
-        the result has both.
+    yields : YieldsResult, its ``to_dict()``, or ``{"prefit": ..., "postfit": ...}`` of them
+        Per channel: ``samples`` (``name``, per-bin ``y``), ``total``, ``total_error`` and
+        ``data``; the result's ``stage`` labels the plot.
     channel : str, optional
         Channel to draw (default: the first).
     ax : pair of Axes (main, ratio), optional
         Default: a new figure with a 3:1 split.
-    stage : {"postfit", "prefit"} or None
+    stage : {"postfit", "prefit"}, optional
+        Which of a pre/post pair to draw (default post-fit); for a single result, a check.
     bin_edges : sequence of float, optional
         Bin edges (default: bin index, edges at 0, 1, ..., n).
     xlabel : str, optional
@@ -955,36 +962,34 @@ def plot_yields(yields, channel=None, ax=None, *, stage="postfit", bin_edges=Non
     signal : str or list of str, optional
         Samples stacked on top (default: names containing "signal"); the other samples are
         stacked from the smallest total up.
-    colors : list of colours, optional
-        Sample colours, bottom of the stack first.
+    colors : dict or list of colours, optional
+        ``{sample: colour}``, or colours from the bottom of the stack up (default: a fixed
+        colour per sample name, the same in every channel of the result).
 
     Returns
     -------
     matplotlib.figure.Figure
         Main axes first in ``fig.axes``, ratio axes second.
     """
-    channel, ch, top = _channel_view(yields, channel, stage)
-    samples = _stage_value(ch, stage, "samples")
+    channel, ch, stage, all_samples = _channel_view(yields, channel, stage)
+    samples = ch.get("samples")
     if isinstance(samples, Mapping):
         sample_items = [(str(k), v) for k, v in samples.items()]
     else:
         sample_items = []
         for s in samples:
             sv = _View(s, "a sample of a YieldsResult")
-            sample_items.append((str(sv.get("name", "sample_name", "sample")),
-                                 _stage_value(sv, stage, "yields", "y", "values", "counts")))
+            sample_items.append((str(sv.get("name", "sample_name")),
+                                 sv.get("y", "yields", "values")))
     sample_items = [(name, _arr(vals)) for name, vals in sample_items]
     if not sample_items:
         raise InvalidArgumentType(f"channel {channel!r} has no samples")
     nb = sample_items[0][1].size
-    total = _stage_value(ch, stage, "total", "total_yields", default=None)
+    total = ch.get("total", default=None)
     total = sum(v for _, v in sample_items) if total is None else _arr(total)
-    if isinstance(total, Mapping):
-        total = _arr(total.get("yields") or total.get("y"))
-    unc = _stage_value(ch, stage, "total_error", "total_errors", "total_uncertainty",
-                       "total_unc", "uncertainty", "errors", default=None)
+    unc = ch.get("total_error", "total_uncertainty", default=None)
     unc = np.full(nb, np.nan) if unc is None else _arr(unc)
-    data = ch.get("data", "observed", "observed_data", default=None)
+    data = ch.get("data", default=None)
     data = None if data is None else _arr(data)
     edges = np.arange(nb + 1, dtype=float) if bin_edges is None else _arr(bin_edges)
     if edges.size != nb + 1:
@@ -1009,14 +1014,20 @@ def plot_yields(yields, channel=None, ax=None, *, stage="postfit", bin_edges=Non
     signal = set(signal)
     order = sorted(range(len(sample_items)), key=lambda i: (
         sample_items[i][0] in signal, float(np.nansum(sample_items[i][1]))))
-    palette = colors or ["#5790fc", "#f89c20", "#e42536", "#964a8b", "#9c9ca1", "#7a21dd",
-                         "#86c8dd", "#b9ac70", "#a96b59", "#92dadd"]
+    if isinstance(colors, Mapping):
+        color_of = dict(colors)
+    elif colors is not None:
+        color_of = {sample_items[i][0]: colors[k % len(colors)] for k, i in enumerate(order)}
+    else:  # the same colour for a sample in every channel of the result
+        color_of = {name: SAMPLE_COLORS[k % len(SAMPLE_COLORS)]
+                    for k, name in enumerate(all_samples)}
     bottom = np.zeros(nb)
     for k, i in enumerate(order):
         name, vals = sample_items[i]
         vals = np.nan_to_num(vals)
         main.stairs(bottom + vals, edges, baseline=bottom, fill=True,
-                    color=palette[k % len(palette)], label=name, zorder=2)
+                    color=color_of.get(name, SAMPLE_COLORS[k % len(SAMPLE_COLORS)]), label=name,
+                    zorder=2)
         bottom = bottom + vals
     main.stairs(total, edges, color="black", lw=1.2, zorder=3)
     has_unc = np.any(np.isfinite(unc))
