@@ -278,6 +278,10 @@ def test_ranking_bars_one_per_parameter(ranking):
     assert [t.get_text() for t in ax.get_yticklabels()] == [e.name for e in ranking.entries[:5]]
     ax = viz.plot_ranking(ranking.to_columns(), top=3)
     assert [t.get_text() for t in ax.get_yticklabels()] == [e.name for e in ranking.entries[:3]]
+    # On the caller's axes: the legend goes on the axes, above the impact axis.
+    _, own = plt.subplots()
+    assert viz.plot_ranking(ranking, ax=own, top=3) is own
+    assert own.get_legend() is not None and len(own.get_legend().get_texts()) == 5
 
 
 def test_corr_heatmap(fit_result, ranking_mod):

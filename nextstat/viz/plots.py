@@ -776,8 +776,16 @@ def plot_ranking(ranking, ax=None, *, top=20, poi_name=None, pull_range=2.0, tit
                   handlelength=1.8, columnspacing=1.0)
     if created:
         ax.figure.legend(loc="outside upper center", frameon=False, **leg_kw)
-    else:
-        _legend(ax, loc="best", **leg_kw)
+    else:  # above the impact axis' tick labels and label
+        from matplotlib.transforms import offset_copy
+
+        fig = ax.figure
+        fig.draw_without_rendering()
+        deco = ax.xaxis.get_tightbbox()
+        above = (deco.y1 - ax.get_window_extent().y1) * 72.0 / fig.dpi if deco else 0.0
+        _legend(ax, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False,
+                bbox_transform=offset_copy(ax.transAxes, fig=fig, y=max(above, 0.0) + 2.0,
+                                           units="points"), **leg_kw)
     ax.pulls_axes = pax
     if title:
         ax.set_title(title, fontsize=LABEL_SIZE)
