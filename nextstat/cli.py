@@ -497,11 +497,15 @@ def _grid(start: float, stop: float, points: int) -> list[float]:
 
 
 def _save_plot(draw: Callable[[], Any], path: str) -> None:
+    """Draw and save; matplotlib is imported lazily by the renderers, so both steps can
+    raise ImportError when it is missing."""
+    from nextstat.viz import plots
+
     try:
-        from nextstat.viz import plots
+        plots.save(draw(), path)
     except ImportError as exc:  # matplotlib missing
-        raise UserError(f"--plot needs matplotlib ({exc}); pip install 'nextstat[plot]'") from None
-    plots.save(draw(), path)
+        hint = "pip install 'nextstat[plot]'"
+        raise UserError(f"plotting needs matplotlib ({exc}); {hint}") from None
     click.echo(f"nextstat: wrote {path}", err=True)
 
 
@@ -597,6 +601,174 @@ def scan(input_path, measurement, interpolation, output, start, stop, points, pl
         from nextstat.viz import plots
 
         _save_plot(lambda: plots.plot_profile(res), plot_path)
+
+
+@cli.command(short_help="Discovery significance (q0): observed and expected Z.")
+@input_option
+@measurement_option
+@interpolation_option
+@output_option
+def significance(input_path, measurement, interpolation, output) -> None:
+    """Discovery test of mu = 0: q0, p0, observed Z and the median expected Z.
+
+    \b
+    Example:
+      nextstat significance -i nextstat/examples/simple_workspace.json
+    """
+    from nextstat.infer.significance import significance as run
+
+    model = _load_model(input_path, measurement, interpolation).model
+    _emit(run(model).to_dict(), output)
+
+
+@cli.command("goodness-of-fit", short_help="Saturated-model goodness of fit.")
+@input_option
+@measurement_option
+@interpolation_option
+@output_option
+def goodness_of_fit(input_path, measurement, interpolation, output) -> None:
+    """Saturated-model goodness of fit: chi2 = 2 (NLL_fit - NLL_saturated), ndof, p-value.
+
+    \b
+    Example:
+      nextstat goodness-of-fit -i nextstat/examples/simple_workspace.json
+    """
+    from nextstat.infer.gof import goodness_of_fit as run
+
+    model = _load_model(input_path, measurement, interpolation).model
+    _emit(run(model).to_dict(), output)
+
+
+@cli.command(short_help="Impacts of the nuisance parameters on the POI.")
+@input_option
+@measurement_option
+@interpolation_option
+@output_option
+@threads_option
+@plot_option
+@click.option("--top", type=int, default=20, show_default=True,
+              help="Parameters shown with --plot.")
+def ranking(input_path, measurement, interpolation, output, threads, plot_path, top) -> None:
+    """Pre- and post-fit impacts of every constrained nuisance parameter on the POI.
+
+    The refits run in parallel (--threads).
+
+    \b
+    Example:
+      nextstat ranking -i nextstat/examples/simple_workspace.json --plot ranking.png
+    """
+    import nextstat
+    from nextstat.infer.ranking import ranking as run
+
+    _set_threads(nextstat, threads)
+    model = _load_model(input_path, measurement, interpolation).model
+    res = run(model, n_threads=nextstat.get_threads(), progress=_Progress("ranking"))
+    _emit(res.to_dict(), output)
+    if plot_path:
+        from nextstat.viz import plots
+
+        _save_plot(lambda: plots.plot_ranking(res, top=top), plot_path)
+
+
+@cli.command(short_help="Pulls and constraints of the nuisance parameters after a fit.")
+@input_option
+@measurement_option
+@interpolation_option
+@output_option
+@plot_option
+def pulls(input_path, measurement, interpolation, output, plot_path) -> None:
+    """Pulls (theta_hat - theta0) / sigma0 and constraints sigma_hat / sigma0 from a fit.
+
+    \b
+    Example:
+      nextstat pulls -i nextstat/examples/simple_workspace.json --plot pulls.png
+    """
+    import nextstat
+    from nextstat.infer.ranking import pulls as run
+
+    model = _load_model(input_path, measurement, interpolation).model
+    res = run(nextstat.fit(model), model)
+    _emit(res.to_dict(), output)
+    if plot_path:
+        from nextstat.viz import plots
+
+        _save_plot(lambda: plots.plot_pulls(res), plot_path)
+
+
+@cli.command(short_help="Pre- or post-fit yields per bin, sample and channel.")
+@input_option
+@measurement_option
+@interpolation_option
+@output_option
+@click.option("--prefit", is_flag=True, help="Pre-fit yields (default: post-fit).")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "latex"]), default="json",
+              show_default=True)
+@plot_option
+def yields(input_path, measurement, interpolation, output, prefit, fmt, plot_path) -> None:
+    """Expected yields with uncertainties propagated through the covariance, and data.
+
+    \b
+    Example:
+      nextstat yields -i nextstat/examples/simple_workspace.json --format latex
+    """
+    import nextstat
+    from nextstat.infer.yields import yields as run
+
+    model = _load_model(input_path, measurement, interpolation).model
+    res = run(model, None if prefit else nextstat.fit(model))
+    if fmt == "json":
+        _emit(res.to_dict(), output)
+    else:
+        text = res.to_csv() if fmt == "csv" else res.to_latex()
+        if output is None or output == "-":
+            click.echo(text, nl=not text.endswith("\n"))
+        else:
+            Path(output).write_text(text, encoding="utf-8")
+    if plot_path:
+        from nextstat.viz import plots
+
+        _save_plot(lambda: plots.plot_yields(res), plot_path)
+
+
+_PLOTS = {
+    "brazil": "plot_brazil",
+    "profile": "plot_profile",
+    "pulls": "plot_pulls",
+    "ranking": "plot_ranking",
+    "corr": "plot_corr",
+    "yields": "plot_yields",
+}
+
+
+@cli.command(short_help="Draw a saved JSON result (PNG, PDF or SVG).")
+@click.argument("kind", type=click.Choice(sorted(_PLOTS)))
+@click.option("-i", "--input", "input_path", metavar="RESULT.json", required=True,
+              help="JSON written by the matching command (upper-limit, scan, pulls, "
+              "ranking, fit for corr, yields).")
+@click.option("-o", "--output", metavar="FILE", required=True,
+              help="Image file; the suffix picks the format (.png, .pdf, .svg).")
+def plot(kind, input_path, output) -> None:
+    """Draw KIND from a result saved as JSON by another nextstat command.
+
+    \b
+    Example:
+      nextstat scan -i ws.json -o scan.json && nextstat plot profile -i scan.json -o scan.pdf
+    """
+    try:
+        payload = json.loads(Path(input_path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{input_path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    from nextstat.viz import plots
+
+    draw = getattr(plots, _PLOTS[kind])
+
+    def drawn():
+        try:
+            return draw(payload)
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"{input_path} does not hold a '{kind}' result ({exc})") from None
+
+    _save_plot(drawn, output)
 
 
 def main(argv: list[str] | None = None) -> None:
