@@ -1,10 +1,22 @@
 """Inference: fits, test statistics, limits, scans."""
 
+from .gof import GofResult as GofResult
+from .gof import goodness_of_fit as goodness_of_fit
 from .limits import ClsCurve as ClsCurve
 from .limits import UpperLimitResult as UpperLimitResult
 from .limits import cls_curve as cls_curve
 from .limits import upper_limit as upper_limit
+from .ranking import CorrelationResult as CorrelationResult
+from .ranking import PullsResult as PullsResult
+from .ranking import RankingResult as RankingResult
+from .ranking import correlation_matrix as correlation_matrix
+from .ranking import pulls as pulls
+from .ranking import ranking as ranking
 from .scan import ProfileCI as ProfileCI
 from .scan import ProfileScanResult as ProfileScanResult
 from .scan import profile_ci as profile_ci
 from .scan import profile_scan as profile_scan
+from .significance import SignificanceResult as SignificanceResult
+from .significance import significance as significance
+from .yields import YieldsResult as YieldsResult
+from .yields import yields as yields
