@@ -77,3 +77,43 @@ def test_inference_input_errors_are_one_line(args, fragment):
     assert fragment in res.stderr
     assert "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "command, keys",
+    [
+        (["significance"], {"q0", "p0", "z_obs", "z_exp"}),
+        (["goodness-of-fit"], {"chi2", "ndof", "p_value"}),
+        (["pulls"], {"entries"}),
+        (["ranking", "--threads", "1"], {"entries"}),
+        (["yields", "--prefit"], {"channels"}),
+    ],
+)
+def test_result_commands_emit_json(command, keys):
+    res = _run([*command, "-i", WS])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert keys <= set(out)
+
+
+def test_yields_latex_and_plot_round_trip(tmp_path):
+    pytest.importorskip("matplotlib")
+    res = _run(["yields", "-i", WS, "--format", "latex"])
+    assert res.exit_code == 0, res.output
+    assert "\\begin{tabular}" in res.stdout
+    scan_json = tmp_path / "scan.json"
+    assert _run(["scan", "-i", WS, "--points", "9", "-o", str(scan_json)]).exit_code == 0
+    svg = tmp_path / "scan.svg"
+    res = _run(["plot", "profile", "-i", str(scan_json), "-o", str(svg)])
+    assert res.exit_code == 0, res.output
+    assert svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_plot_rejects_the_wrong_result(tmp_path):
+    pytest.importorskip("matplotlib")
+    bogus = tmp_path / "x.json"
+    bogus.write_text(json.dumps({"hello": 1}))
+    res = CliRunner().invoke(cli, ["plot", "brazil", "-i", str(bogus), "-o",
+                                   str(tmp_path / "x.png")])
+    assert res.exit_code == 2
+    assert "does not hold a 'brazil' result" in res.stderr
