@@ -83,10 +83,10 @@ NEWTON_MAX_RELEASES = 5
 BATCH_MAX_ITER = 8
 BATCH_HISTORY = 4
 #: Nuisance parameters per task of the thread pool (up to 4 refits each, batched). Tasks
-#: are the same whatever the number of threads, so the results are too. 8 parameters keep
-#: the batched products (<= 32 rows) below the size where OpenBLAS starts threads of its
-#: own, which on a busy machine made them 10x slower and stole the refits' cores.
-CHUNK = 8
+#: are the same whatever the number of threads, so the results are too.
+CHUNK = 32
+#: Rows per matrix product in the batched solves (see _Refitter._solve_rows).
+BLAS_ROWS = 32
 #: Correction pairs kept by the quasi-Newton updates.
 NEWTON_HISTORY = 10
 #: Projected-gradient tolerance of the fallback L-BFGS-B refits (Fisher-scaled).
@@ -232,6 +232,13 @@ def _refit_start(x_hat, cov, j, value, lower, upper):
     return x0
 
 
+def _as_slice(idx):
+    """A contiguous index array as a slice (views instead of copies), else unchanged."""
+    if idx.size and np.all(np.diff(idx) == 1):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
+
+
 class _Refitter:
     """Conditional refits ``theta_j = value`` of one model and dataset (thread-safe).
 
@@ -288,6 +295,10 @@ class _Refitter:
             return
         self.d = diag[self.L].copy()
         self.b = np.ascontiguousarray(hess[np.ix_(self.G, self.L)])
+        self.b_over_d = self.b / self.d
+        self._l_index, self._g_index = _as_slice(self.L), _as_slice(self.G)
+        # Columns outside the Newton set must come out as zeros.
+        self._gaps = self.L.size + self.G.size < x.size
         schur = hess[np.ix_(self.G, self.G)] - (self.b / self.d) @ self.b.T
         try:
             np.linalg.cholesky(schur)
@@ -511,13 +522,21 @@ class _Refitter:
 
     def _solve_rows(self, v):
         """``K v`` for every row of ``v`` (a ``(B, n)`` array)."""
-        out = np.zeros_like(v)
-        u_l = v[:, self.L] / self.d
+        out = np.zeros_like(v) if self._gaps else np.empty_like(v)
+        li, gi = self._l_index, self._g_index
+        u_l = out[:, li] if isinstance(li, slice) else np.empty((v.shape[0], self.L.size))
+        np.divide(v[:, li], self.d, out=u_l)
         if self.G.size:
-            y_g = (v[:, self.G] - u_l @ self.b.T) @ self.s_inv.T
-            out[:, self.G] = y_g
-            u_l -= (y_g @ self.b) / self.d
-        out[:, self.L] = u_l
+            # Products of at most BLAS_ROWS rows: larger ones make OpenBLAS start threads
+            # of its own, 10x slower on a busy machine (and stealing the refits' cores).
+            y_g = np.empty((v.shape[0], self.G.size))
+            for r0 in range(0, v.shape[0], BLAS_ROWS):
+                sl = slice(r0, r0 + BLAS_ROWS)
+                y_g[sl] = (v[sl, gi] - u_l[sl] @ self.b.T) @ self.s_inv.T
+                u_l[sl] -= y_g[sl] @ self.b_over_d
+            out[:, gi] = y_g
+        if not isinstance(li, slice):
+            out[:, li] = u_l
         return out
 
     def impacts(self, chunk, cands):
@@ -552,8 +571,6 @@ class _Refitter:
             newton_f = self.newton.astype(float)
             r0 = self._solve(self.g_hat * newton_f)
             base = self.x_hat - r0 + kc * ((r0[jb] - self.x_hat[jb]) / kjj)[:, None]
-            free = np.broadcast_to(newton_f, kc.shape).copy()
-            free[idx, jb] = 0.0
             th = self.x_hat[jb]
             resid = {}  # stage -> (d, residual rows, clean mask)
             for stage, cols_m in ((0, [0]), (1, [1]), (2, [2, 3])):
@@ -569,8 +586,7 @@ class _Refitter:
                     lin = x0.copy()
                     x0 += self._extrapolate(resid, stage, sel, d)
                     x0[idx[:sel.size], jb[sel]] = v
-                    xs, done = self._finish_rows(
-                        x0, free[sel], kc[sel], kjj[sel], jb[sel], v)
+                    xs, done = self._finish_rows(x0, kc[sel], kjj[sel], jb[sel], v)
                     rows = kb[sel]
                     mu[rows[done], m] = xs[done, self.poi]
                     conv[rows[done], m] = True
@@ -615,53 +631,64 @@ class _Refitter:
             out[only1] = r1[only1] * ((d[only1] / d1[only1]) ** 2)[:, None]
         return out
 
-    def _finish_rows(self, x, free, kc, kjj, jr, vr):
+    def _finish_rows(self, x, kc, kjj, jr, vr):
         """Lockstep quasi-Newton iterations from the start points ``x`` (one row per refit).
 
         The same iteration as :meth:`_newton`, its linear algebra batched over the rows,
         without line search or bound handling: a row whose start or step leaves the
         bounds, whose step is large enough to want a line search, or that has not
         converged after ``BATCH_MAX_ITER`` iterations is left undone (for :meth:`refit`).
+        Finished rows are dropped from the arrays as the iteration goes on.
         Returns ``(solutions, done)``.
+
+        Gradient components outside the Newton set and along ``theta_j`` need no masking:
+        ``K`` ignores the former, the projection removes the latter, and the correction
+        pairs have ``s = 0`` in both.
         """
         lower, upper, scale = self.lower, self.upper, self.scale
         nrow, n = x.shape
-        idx = np.arange(nrow)
-        active = np.all((x >= lower) & (x <= upper), axis=1)
-        done = np.zeros(nrow, dtype=bool)
         sol = np.full_like(x, np.nan)
-        grad = np.zeros((nrow, n))
+        done = np.zeros(nrow, dtype=bool)
+        rows = np.arange(nrow)
+        active = np.all((x >= lower) & (x <= upper), axis=1)
+        # Steps are < NEWTON_FULL_STEP (else the row leaves the batch), so over the whole
+        # iteration a parameter moves < BATCH_MAX_ITER * NEWTON_FULL_STEP conditional
+        # widths: only columns that start closer than that to a bound need checking.
+        reach = BATCH_MAX_ITER * NEWTON_FULL_STEP
+        moving = scale > 0
+        near = ((x - lower) * scale < reach) | ((upper - x) * scale < reach)
+        near_cols = np.flatnonzero(np.any(near & active[:, None], axis=0) & moving)
+        lo_near, hi_near = lower[near_cols], upper[near_cols]
         s_hist = np.zeros((BATCH_HISTORY, nrow, n))
         y_hist = np.zeros((BATCH_HISTORY, nrow, n))
         rho = np.zeros((BATCH_HISTORY, nrow))
         n_pairs = 0
         x_prev = g_prev = None
         active_bound = self.active.any()
-        for it in range(BATCH_MAX_ITER):
-            act = np.flatnonzero(active)
-            if act.size == 0:
-                break
-            grad[act] = self._nll_grad_batch(
-                self.cm, np.ascontiguousarray(x[act]), self.main, self.aux, self.const,
-                self.kahan, 1)[1]
-            if not np.all(np.isfinite(grad[act])):
-                bad = act[~np.all(np.isfinite(grad[act]), axis=1)]
-                active[bad] = False
-                act = np.flatnonzero(active)
-            gp = grad * free
-            if it > 0:
-                k = (n_pairs % BATCH_HISTORY)
-                s_k = x - x_prev
-                y_k = gp - g_prev
-                sy = np.einsum("ij,ij->i", s_k, y_k)
-                s_hist[k] = s_k
-                y_hist[k] = y_k
+        for _ in range(BATCH_MAX_ITER):
+            if not active.all():
+                keep = np.flatnonzero(active)
+                if keep.size == 0:
+                    break
+                x, kc, kjj, jr, vr, rows = (a[keep] for a in (x, kc, kjj, jr, vr, rows))
+                s_hist, y_hist, rho = s_hist[:, keep], y_hist[:, keep], rho[:, keep]
+                if x_prev is not None:
+                    x_prev, g_prev = x_prev[keep], g_prev[keep]
+            idx = np.arange(x.shape[0])
+            grad = self._nll_grad_batch(self.cm, x, self.main, self.aux, self.const,
+                                        self.kahan, 1)[1]
+            finite = np.isfinite(grad.sum(axis=1))
+            if x_prev is not None:
+                k = n_pairs % BATCH_HISTORY
+                np.subtract(x, x_prev, out=s_hist[k])
+                np.subtract(grad, g_prev, out=y_hist[k])
+                sy = np.einsum("ij,ij->i", s_hist[k], y_hist[k])
                 with np.errstate(divide="ignore"):
-                    rho[k] = np.where(active & (sy > 0.0), 1.0 / sy, 0.0)
+                    rho[k] = np.where(sy > 0.0, 1.0 / sy, 0.0)
                 n_pairs += 1
             order = [(n_pairs - 1 - i) % BATCH_HISTORY
                      for i in range(min(n_pairs, BATCH_HISTORY))]
-            q = gp.copy()
+            q = grad.copy() if order else grad
             alphas = []
             for k in order:
                 a_k = rho[k] * np.einsum("ij,ij->i", s_hist[k], q)
@@ -672,21 +699,25 @@ class _Refitter:
             for k, a_k in zip(reversed(order), reversed(alphas), strict=True):
                 b_k = rho[k] * np.einsum("ij,ij->i", y_hist[k], rr)
                 rr += (a_k - b_k)[:, None] * s_hist[k]
+            rr[idx, jr] = 0.0
             size = np.max(np.abs(rr) * scale, axis=1)
             x_new = x - rr
-            x_new[idx, jr] = vr
-            inside = np.all((x_new >= lower) & (x_new <= upper), axis=1)
-            finished = active & inside & (size <= NEWTON_TOL)
+            if near_cols.size:
+                xn = x_new[:, near_cols]
+                inside = np.all((xn >= lo_near) & (xn <= hi_near), axis=1)
+            else:
+                inside = np.ones(x.shape[0], dtype=bool)
+            finished = finite & inside & (size <= NEWTON_TOL)
             if active_bound:
                 for r in np.flatnonzero(finished):
                     if not self._kkt_active(x_new[r], grad[r]):
                         finished[r] = False
-                        active[r] = False
-            sol[finished] = x_new[finished]
-            done |= finished
+                        finite[r] = False
+            sol[rows[finished]] = x_new[finished]
+            done[rows[finished]] = True
             # Rows that would need a line search or leave the bounds go to refit().
-            active &= ~finished & inside & (size < NEWTON_FULL_STEP)
-            x_prev, g_prev = x, gp
+            active = finite & ~finished & inside & (size < NEWTON_FULL_STEP)
+            x_prev, g_prev = x, grad
             x = x_new
         return sol, done
 
