@@ -16,12 +16,26 @@ Conventions (cabinetry 0.6 ``fit.ranking`` / ``visualize.pulls``):
 * **Order**: entries are sorted by ``max(|postfit up|, |postfit down|)``, largest first;
   ties keep parameter order.
 
-Refits start from the best fit moved along the linear conditional mean given by the
-covariance, ``x_start = x_hat + C[:, j] / C[j, j] * (theta_j - theta_hat_j)``: the
-quadratic approximation of the conditional minimum, so each refit needs only a few
-iterations. They run on a thread pool: the compiled minimiser releases the GIL, and every
-refit depends only on its own inputs, so the results are bitwise identical whatever the
-number of threads.
+How the refits run (``_Refitter``): a refit is the conditional minimum with one parameter
+held, found by a quasi-Newton method preconditioned with the inverse Hessian of the NLL at
+the best fit (computed once, in ``2 (n_global + 1)`` gradient evaluations thanks to the
+block structure of the per-bin gammas). Its first point is the linear conditional mean
+``x_hat + K e_j (theta_j - theta_hat_j) / K_jj`` (``K = H^-1``), exact for a quadratic NLL.
+The four refits of a parameter run in stages whose start points extrapolate the residual
+nonlinearity of the earlier ones (``d^2``, then ``p d^2 + q d^3``), and the refits of 32
+parameters run in lockstep with their linear algebra batched and their NLL gradients
+evaluated in one compiled call (``nll_grad_batch``). A refit stops when its quasi-Newton
+step is below ``NEWTON_TOL`` conditional widths in every parameter: the refitted POI is
+then within ~1e-8 of the conditional minimum (checked against Newton's method in the
+tests), about 2.4 gradient evaluations per refit on a 2,100-bin model. Refits that take
+large steps, meet bounds or do not converge in the batch go through a line-search /
+active-set version of the same iteration, and through L-BFGS-B (``REFIT_PGTOL``) if that
+fails too. The best fit itself is polished to the same precision first, so ``mu_hat`` and
+the refitted POI carry the same small error.
+
+The batches are fixed groups of parameters spread over a thread pool (the compiled
+evaluations release the GIL); each group's arithmetic does not depend on which thread
+runs it, so the results are bitwise identical whatever the number of threads.
 """
 
 from __future__ import annotations
@@ -78,7 +92,7 @@ NEWTON_MIN_FRACTION = 1.0 / 1024.0
 NEWTON_MAX_PINS = 20
 #: Most releases of held parameters (active-set changes) before falling back.
 NEWTON_MAX_RELEASES = 5
-#: Batched refits (see _Refitter.refit_many): iterations before a row is handed over to
+#: Batched refits (see _Refitter.impacts): iterations before a row is handed over to
 #: the one-at-a-time path, and correction pairs kept.
 BATCH_MAX_ITER = 8
 BATCH_HISTORY = 4
@@ -790,6 +804,8 @@ def ranking(
         fit_result = fit(model, data, init=init, fixed=fixed, bounds=bounds, mode=mode)
     else:
         _check_fit(model, fit_result)
+        if not np.all(np.isfinite(fit_result.uncertainties)):
+            raise InvalidParameters("fit_result has no uncertainties; fit with uncertainties=True")
     poi = prof.poi
     theta = np.array(fit_result.bestfit, dtype=float)
     errs = np.asarray(fit_result.uncertainties, dtype=float)
