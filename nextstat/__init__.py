@@ -23,6 +23,7 @@ from .infer.ranking import (
 )
 from .infer.scan import ProfileCI, ProfileScanResult, profile_ci, profile_scan
 from .infer.significance import SignificanceResult, significance
+from .infer.toys import ToyFitResult, ToyHypotestResult, fit_toys, hypotest_toys
 from .infer.yields import YieldsResult, yields
 from .io.pyhf import from_pyhf
 from .model.histfactory import HistFactoryModel
@@ -46,6 +47,10 @@ __all__ = [
     "FitResult",
     "significance",
     "SignificanceResult",
+    "hypotest_toys",
+    "ToyHypotestResult",
+    "fit_toys",
+    "ToyFitResult",
     "goodness_of_fit",
     "GofResult",
     "ranking",

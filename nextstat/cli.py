@@ -771,6 +771,44 @@ def plot(kind, input_path, output) -> None:
     _save_plot(drawn, output)
 
 
+@cli.command("hypotest-toys", short_help="Toy-based CLs hypothesis test of one POI value.")
+@input_option
+@measurement_option
+@interpolation_option
+@output_option
+@threads_option
+@click.option("--mu", type=float, required=True, help="Tested POI value.")
+@test_stat_option
+@click.option("--n-toys", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Toys per hypothesis (s+b and b-only).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Key of the per-toy random streams.")
+@click.option("--expected-set", is_flag=True, help="Also compute the expected CLs band.")
+@click.option("--fixed-aux", is_flag=True,
+              help="Keep auxiliary data at their observed values in the toys.")
+def hypotest_toys_cmd(input_path, measurement, interpolation, output, threads, mu, test_stat,
+                      n_toys, seed, expected_set, fixed_aux) -> None:
+    """Toy-based CLs of --mu (pyhf's ToyCalculator): CLs, CLs+b, CLb with Monte-Carlo
+    errors, q_obs, failed and non-converged toy fits; --expected-set adds the band.
+
+    \b
+    Example:
+      nextstat hypotest-toys -i nextstat/examples/simple_workspace.json --mu 1 --n-toys 2000
+    """
+    import nextstat
+
+    _set_threads(nextstat, threads)
+    model = _load_model(input_path, measurement, interpolation).model
+    res = nextstat.hypotest_toys(mu, model, n_toys=n_toys, seed=seed, test_stat=test_stat,
+                                 return_expected_set=expected_set, fixed_aux=fixed_aux,
+                                 progress=_Progress("toys"), return_result=True)
+    out = res.to_dict()
+    if not expected_set:
+        for k in ("cls_exp", "clsb_exp", "clb_exp"):
+            out.pop(k, None)
+    _emit(out, output)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``nextstat`` script."""
     cli.main(args=argv, prog_name="nextstat")

@@ -18,5 +18,9 @@ from .scan import profile_ci as profile_ci
 from .scan import profile_scan as profile_scan
 from .significance import SignificanceResult as SignificanceResult
 from .significance import significance as significance
+from .toys import ToyFitResult as ToyFitResult
+from .toys import ToyHypotestResult as ToyHypotestResult
+from .toys import fit_toys as fit_toys
+from .toys import hypotest_toys as hypotest_toys
 from .yields import YieldsResult as YieldsResult
 from .yields import yields as yields

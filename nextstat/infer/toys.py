@@ -1,0 +1,404 @@
+"""Toy-based (pseudo-experiment) hypothesis tests and toy fits.
+
+Semantics follow pyhf 0.7.6's ``ToyCalculator``:
+
+* s+b toys are drawn from the model at the conditional fit to the observed data at the
+  tested ``mu``; b-only toys from the conditional fit at ``mu = 0``.
+* Every toy gets the full test statistic (``q_mu`` or ``q~_mu``, not in sqrt space):
+  a free fit and a fixed-``mu`` fit per toy, both warm-started from the generating point.
+* ``CLs+b`` / ``CLb`` are the fractions of s+b / b-only toys with ``q >= q_obs``;
+  ``CLs = CLs+b / CLb``.
+* The expected set holds the percentiles (2.275, 15.866, 50, 84.134, 97.725) of the
+  per-toy ``CLs`` evaluated at every b-only toy's test statistic (ascending).
+
+Toys are drawn from the full probability model: main bins from Poisson(nu(theta_gen)),
+auxiliary data from the constraint terms (Gaussian Normal(theta_gen, sigma); Poisson
+Poisson(gamma_gen tau)). ``fixed_aux=True`` keeps the auxiliary data at the observed
+values instead (the policy of the seeds' toolkit).
+
+Reproducibility: toy ``i`` of hypothesis ``h`` (0: s+b, 1: b-only, 2: :func:`fit_toys`)
+draws from its own counter-based stream ``Philox(key=(seed, h), counter=(0, 0, 0, i))``,
+so the numbers depend neither on the thread count nor on how toys are batched.
+
+A toy whose fit fails (non-finite NLL) is counted in ``n_failed`` and left out; a fit
+that ends without meeting the convergence test is kept and counted in ``n_nonconverged``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .._config import get_threads
+from .._ext import toys as _toys
+from ..errors import InvalidParameters
+from .mle import ACCEPT_PGTOL, MAX_ITER, MAX_RESTARTS, PGTOL
+from .profile import ProfileLikelihood
+
+__all__ = [
+    "ToyHypotestResult",
+    "ToyFitResult",
+    "generate_toys",
+    "hypotest_toys",
+    "fit_toys",
+    "EXPECTED_PERCENTILES",
+]
+
+#: pyhf's percentiles of the expected set (-2 ... +2 sigma of a standard normal).
+EXPECTED_PERCENTILES = (2.27501319, 15.86552539, 50.0, 84.13447461, 97.72498681)
+_CHUNK = 2048
+_HYP_SB, _HYP_B, _HYP_FIT = 0, 1, 2
+
+
+def _streams_key(seed: int, hypothesis: int) -> np.ndarray:
+    if seed < 0:
+        raise InvalidParameters(f"seed must be >= 0, got {seed}")
+    return np.array([int(seed) & 0xFFFFFFFFFFFFFFFF, hypothesis], dtype=np.uint64)
+
+
+def generate_toys(model, params, n_toys: int, seed: int = 0, *, hypothesis: int = _HYP_FIT,
+                  fixed_aux: bool = False, start: int = 0):
+    """Pseudo-datasets drawn from ``model`` at ``params``.
+
+    Parameters
+    ----------
+    model : HistFactoryModel
+    params : array_like
+        Generating parameter point.
+    n_toys : int
+    seed : int
+    hypothesis : int
+        Stream family (part of the key); toys ``start .. start + n_toys - 1`` are drawn.
+    fixed_aux : bool
+        Keep the auxiliary data at the observed values.
+
+    Returns
+    -------
+    mains : ndarray, shape (n_toys, n_bins)
+    auxs : ndarray, shape (n_toys, n_aux)
+    constants : ndarray, shape (n_toys,)
+        The data-dependent NLL constants (``sum lgamma(n + 1)`` + Gaussian normalisations).
+    """
+    from scipy.special import gammaln
+
+    lay = model.layout
+    p = np.asarray(params, dtype=float)
+    nu = np.asarray(model.expected_main(p), dtype=float)
+    if np.any(~np.isfinite(nu)) or np.any(nu < 0):
+        raise InvalidParameters("the generating point has negative or non-finite rates")
+    n_aux = model.n_aux()
+    aux_kind = np.asarray(lay.aux_kind)
+    gauss = np.flatnonzero(aux_kind == 0)
+    pois = np.flatnonzero(aux_kind == 1)
+    sigma = np.ones(n_aux)
+    if gauss.size:
+        g_aux = np.asarray(lay.tables["g_aux"])
+        sigma[g_aux] = 1.0 / np.asarray(lay.tables["g_inv_sigma"])
+    aux_mean = np.asarray(model.expected_aux(p), dtype=float)
+    key = _streams_key(seed, hypothesis)
+    n_bins = nu.size
+    mains = np.empty((n_toys, n_bins))
+    auxs = np.empty((n_toys, n_aux))
+    obs_aux = np.asarray(lay.aux_data, dtype=float)
+    g_mean, g_sig = aux_mean[gauss], sigma[gauss]
+    p_mean = aux_mean[pois]
+    counter = np.zeros(4, dtype=np.uint64)
+    for i in range(n_toys):
+        counter[3] = start + i
+        rng = np.random.Generator(np.random.Philox(counter=counter, key=key))
+        mains[i] = rng.poisson(nu)
+        if fixed_aux:
+            auxs[i] = obs_aux
+        else:
+            if gauss.size:
+                auxs[i, gauss] = rng.normal(g_mean, g_sig)
+            if pois.size:
+                auxs[i, pois] = rng.poisson(p_mean)
+    constants = gammaln(mains + 1.0).sum(axis=1) + lay.gauss_log_norm
+    pois_idx = np.asarray(lay.pois_aux_index)
+    if pois_idx.size:
+        constants += gammaln(auxs[:, pois_idx] + 1.0).sum(axis=1)
+    return mains, auxs, constants
+
+
+def _test_stats(prof: ProfileLikelihood, mains, auxs, constants, x_gen, mu, test_stat,
+                n_threads):
+    """Per-toy q_mu (pyhf's full test statistic); NaN where a fit failed."""
+    cm = prof.model.compiled
+    poi = prof.poi
+    kahan = prof.kahan
+    kw = dict(kahan=kahan, n_threads=n_threads, max_iter=MAX_ITER, pgtol=PGTOL,
+              max_restarts=MAX_RESTARTS, accept_pgtol=ACCEPT_PGTOL)
+    x_free, nll_free, _, it_f, conv_f = _toys.fit_batch(
+        cm, mains, auxs, constants, x_gen, prof.lower, prof.upper, **kw)
+    lower = prof.lower.copy()
+    upper = prof.upper.copy()
+    lower[poi] = upper[poi] = mu
+    start = np.array(x_gen, dtype=float)
+    start[poi] = mu
+    _, nll_cond, _, it_c, conv_c = _toys.fit_batch(
+        cm, mains, auxs, constants, start, lower, upper, **kw)
+    t = np.maximum(2.0 * (nll_cond - nll_free), 0.0)
+    mu_hat = x_free[:, poi]
+    q = np.where(mu_hat > mu, 0.0, t)
+    failed = ~(np.isfinite(nll_free) & np.isfinite(nll_cond))
+    q[failed] = np.nan
+    nonconv = ~failed & ~(conv_f & conv_c)
+    return q, failed, nonconv, it_f + it_c
+
+
+@dataclass
+class ToyHypotestResult:
+    """Result of :func:`hypotest_toys` (JSON-serialisable via :meth:`to_dict`).
+
+    ``cls_exp`` / ``clsb_exp`` / ``clb_exp`` hold pyhf's expected set (ascending
+    percentiles of the per-toy p-values at the b-only test statistics), empty unless
+    asked. Errors are binomial Monte-Carlo standard errors (``cls_err`` propagated from
+    the two independent samples).
+    """
+
+    mu_test: float
+    test_stat: str
+    cls: float
+    clsb: float
+    clb: float
+    cls_err: float
+    clsb_err: float
+    clb_err: float
+    q_obs: float
+    mu_hat: float
+    n_toys: dict
+    n_failed: dict
+    n_nonconverged: dict
+    seed: int
+    fixed_aux: bool
+    cls_exp: list = field(default_factory=list)
+    clsb_exp: list = field(default_factory=list)
+    clb_exp: list = field(default_factory=list)
+    mean_iterations: float = math.nan
+    q_sb: np.ndarray | None = None
+    q_b: np.ndarray | None = None
+
+    def to_dict(self, include_samples: bool = False) -> dict:
+        """Plain Python data (the toy test statistics only if ``include_samples``)."""
+        d = asdict(self)
+        for k in ("q_sb", "q_b"):
+            d[k] = d[k].tolist() if include_samples and d[k] is not None else None
+            if not include_samples:
+                d.pop(k)
+        return d
+
+
+def _tail(samples_sorted: np.ndarray, values) -> np.ndarray:
+    """Fraction of samples >= each value."""
+    n = samples_sorted.size
+    return (n - np.searchsorted(samples_sorted, values, side="left")) / n
+
+
+def _run_toys(prof, x_gen, mu, n_toys, seed, hyp, fixed_aux, test_stat, n_threads,
+              progress, done, total):
+    qs, fails, nonconvs, iters = [], [], [], []
+    for s in range(0, n_toys, _CHUNK):
+        b = min(_CHUNK, n_toys - s)
+        mains, auxs, consts = generate_toys(prof.model, x_gen, b, seed, hypothesis=hyp,
+                                            fixed_aux=fixed_aux, start=s)
+        q, f, nc, it = _test_stats(prof, mains, auxs, consts, x_gen, mu, test_stat,
+                                   n_threads)
+        qs.append(q)
+        fails.append(f)
+        nonconvs.append(nc)
+        iters.append(it)
+        done += b
+        if progress is not None:
+            progress(done, total)
+    def cat(a, dt):
+        return np.concatenate(a) if a else np.empty(0, dtype=dt)
+
+    return (cat(qs, float), cat(fails, bool), cat(nonconvs, bool), cat(iters, np.int32),
+            done)
+
+
+def hypotest_toys(
+    mu,
+    model,
+    data=None,
+    *,
+    n_toys: int = 10_000,
+    seed: int = 0,
+    test_stat: str = "qtilde",
+    return_expected_set: bool = False,
+    return_tail_probs: bool = False,
+    n_threads: int | None = None,
+    fixed_aux: bool = False,
+    progress=None,
+    return_result: bool = False,
+    init=None,
+    fixed=None,
+    bounds=None,
+    mode=None,
+):
+    """Toy-based CLs test of ``mu`` (pyhf's ``hypotest(..., calctype="toybased")``).
+
+    Parameters
+    ----------
+    mu : float
+        Tested POI value.
+    model : HistFactoryModel
+    data : array_like, optional
+        Main bins or main + auxiliary data (default: observed).
+    n_toys : int or (int, int)
+        Toys per hypothesis (or ``(n_sb, n_b)``).
+    seed : int
+        Key of the per-toy random streams (see the module docstring).
+    test_stat : {"qtilde", "q"}
+    return_expected_set, return_tail_probs : bool
+        Extra outputs, in pyhf's order.
+    n_threads : int, optional
+        Threads for the toy fits (default :func:`nextstat.get_threads`); results do not
+        depend on it.
+    fixed_aux : bool
+        Keep auxiliary data at their observed values in the toys.
+    progress : callable, optional
+        ``progress(done, total)`` after each batch of toys.
+    return_result : bool
+        Return the full :class:`ToyHypotestResult`.
+    init, fixed, bounds, mode : optional
+        As in :func:`nextstat.fit`.
+
+    Returns
+    -------
+    float or tuple or ToyHypotestResult
+        pyhf's order: ``CLs``; ``[CLs+b, CLb]`` if ``return_tail_probs``; the 5 expected
+        ``CLs`` if ``return_expected_set``.
+    """
+    if test_stat not in ("qtilde", "q"):
+        raise InvalidParameters(f"toys support test_stat 'qtilde' or 'q', got {test_stat!r}")
+    if isinstance(n_toys, (tuple, list)):
+        n_sb, n_b = (int(v) for v in n_toys)
+    else:
+        n_sb = n_b = int(n_toys)
+    if n_sb < 1 or n_b < 1:
+        raise InvalidParameters("n_toys must be >= 1")
+    mu = float(mu)
+    n_threads = int(n_threads or get_threads())
+    prof = ProfileLikelihood(model, data, init=init, fixed=fixed, bounds=bounds, mode=mode)
+    poi = prof.poi
+    free = prof.free_fit()
+    cond = prof.fixed_poi_fit(mu, x0=free.x)
+    mu_hat = float(free.x[poi])
+    q_obs = max(2.0 * (cond.nll - free.nll), 0.0)
+    if mu_hat > mu:
+        q_obs = 0.0
+    bkg = prof.fixed_poi_fit(0.0, x0=free.x) if mu != 0.0 else cond
+    total = n_sb + n_b
+    q_sb, f_sb, nc_sb, it_sb, done = _run_toys(prof, cond.x, mu, n_sb, seed, _HYP_SB,
+                                               fixed_aux, test_stat, n_threads, progress,
+                                               0, total)
+    q_b, f_b, nc_b, it_b, _ = _run_toys(prof, bkg.x, mu, n_b, seed, _HYP_B, fixed_aux,
+                                        test_stat, n_threads, progress, done, total)
+    sb = np.sort(q_sb[~f_sb])
+    bb = np.sort(q_b[~f_b])
+    if sb.size == 0 or bb.size == 0:
+        nan = math.nan
+        clsb = clb = cls = clsb_err = clb_err = cls_err = nan
+    else:
+        clsb = float(_tail(sb, q_obs))
+        clb = float(_tail(bb, q_obs))
+        clsb_err = math.sqrt(clsb * (1.0 - clsb) / sb.size)
+        clb_err = math.sqrt(clb * (1.0 - clb) / bb.size)
+        cls = clsb / clb if clb > 0 else math.nan
+        if clb > 0 and clsb > 0:
+            cls_err = cls * math.sqrt((clsb_err / clsb) ** 2 + (clb_err / clb) ** 2)
+        elif clb > 0:
+            cls_err = 0.0
+        else:
+            cls_err = math.nan
+    cls_exp = clsb_exp = clb_exp = []
+    if return_expected_set or return_result:
+        if sb.size and bb.size:
+            p_sb = _tail(sb, bb)
+            p_b = _tail(bb, bb)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                p_s = p_sb / p_b
+            band = np.percentile(np.stack([p_sb, p_b, p_s], axis=1),
+                                 EXPECTED_PERCENTILES, axis=0).T
+            clsb_exp, clb_exp, cls_exp = (band[0].tolist(), band[1].tolist(),
+                                          band[2].tolist())
+    its = np.concatenate([it_sb, it_b]) if (it_sb.size + it_b.size) else np.zeros(1)
+    res = ToyHypotestResult(
+        mu_test=mu, test_stat=test_stat, cls=cls, clsb=clsb, clb=clb, cls_err=cls_err,
+        clsb_err=clsb_err, clb_err=clb_err, q_obs=float(q_obs), mu_hat=mu_hat,
+        n_toys={"sb": int(sb.size), "b": int(bb.size)},
+        n_failed={"sb": int(f_sb.sum()), "b": int(f_b.sum())},
+        n_nonconverged={"sb": int(nc_sb.sum()), "b": int(nc_b.sum())},
+        seed=int(seed), fixed_aux=bool(fixed_aux), cls_exp=cls_exp, clsb_exp=clsb_exp,
+        clb_exp=clb_exp, mean_iterations=float(np.mean(its)) / 2.0, q_sb=q_sb, q_b=q_b,
+    )
+    if return_result:
+        return res
+    out = [cls]
+    if return_tail_probs:
+        out.append([clsb, clb])
+    if return_expected_set:
+        out.append(list(cls_exp))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+@dataclass
+class ToyFitResult:
+    """Result of :func:`fit_toys`: per-toy best fits and a pull summary of the POI."""
+
+    bestfit: np.ndarray
+    nll: np.ndarray
+    converged: np.ndarray
+    failed: np.ndarray
+    n_iter: np.ndarray
+    poi_true: float
+    poi_index: int
+    summary: dict
+
+    def to_dict(self) -> dict:
+        """The summary plus per-toy POI values (plain Python data)."""
+        return {
+            "poi_true": self.poi_true,
+            "poi_hat": self.bestfit[:, self.poi_index].tolist(),
+            "converged": self.converged.tolist(),
+            "summary": self.summary,
+        }
+
+
+def fit_toys(model, params=None, n_toys: int = 1000, seed: int = 0, *,
+             fixed_aux: bool = False, n_threads: int | None = None, init=None, fixed=None,
+             bounds=None, mode=None) -> ToyFitResult:
+    """Free fits of toys drawn at ``params`` (default: the model's initial values).
+
+    Returns a :class:`ToyFitResult` with ``bestfit[B, n_par]``, ``nll[B]``,
+    ``converged[B]`` and a summary of the POI estimates: mean and standard deviation of
+    ``mu_hat`` and of ``mu_hat - mu_true`` over the successful fits.
+    """
+    prof = ProfileLikelihood(model, None, init=init, fixed=fixed, bounds=bounds, mode=mode)
+    x_gen = prof.x0 if params is None else np.asarray(params, dtype=float)
+    n_threads = int(n_threads or get_threads())
+    mains, auxs, consts = generate_toys(model, x_gen, int(n_toys), seed, hypothesis=_HYP_FIT,
+                                        fixed_aux=fixed_aux)
+    x, nll, status, n_iter, conv = _toys.fit_batch(
+        model.compiled, mains, auxs, consts, x_gen, prof.lower, prof.upper,
+        kahan=prof.kahan, n_threads=n_threads, max_iter=MAX_ITER, pgtol=PGTOL,
+        max_restarts=MAX_RESTARTS, accept_pgtol=ACCEPT_PGTOL)
+    failed = ~np.isfinite(nll)
+    poi = prof.poi
+    ok = ~failed
+    mu_true = float(x_gen[poi])
+    est = x[ok, poi]
+    summary = {
+        "n_toys": int(n_toys),
+        "n_failed": int(failed.sum()),
+        "n_nonconverged": int((ok & ~conv).sum()),
+        "poi_mean": float(est.mean()) if est.size else math.nan,
+        "poi_std": float(est.std(ddof=1)) if est.size > 1 else math.nan,
+        "bias": float(est.mean() - mu_true) if est.size else math.nan,
+    }
+    return ToyFitResult(bestfit=x, nll=nll, converged=conv & ok, failed=failed,
+                        n_iter=n_iter, poi_true=mu_true, poi_index=poi, summary=summary)
