@@ -16,9 +16,10 @@ auxiliary data from the constraint terms (Gaussian Normal(theta_gen, sigma); Poi
 Poisson(gamma_gen tau)). ``fixed_aux=True`` keeps the auxiliary data at the observed
 values instead (the policy of the seeds' toolkit).
 
-Reproducibility: toy ``i`` of hypothesis ``h`` (0: s+b, 1: b-only, 2: :func:`fit_toys`)
-draws from its own counter-based stream ``Philox(key=(seed, h), counter=(0, 0, 0, i))``,
-so the numbers depend neither on the thread count nor on how toys are batched.
+Reproducibility: toys of hypothesis ``h`` (0: s+b, 1: b-only, 2: :func:`fit_toys`) come
+in fixed blocks of :data:`STREAM_BLOCK`; block ``j`` draws from its own counter-based stream
+``Philox(key=(seed, h), counter=(0, 0, 0, j))``, so toy ``i``'s numbers are a function of
+``(seed, h, i)`` alone: independent of the thread count and of how toys are batched.
 
 A toy whose fit fails (non-finite NLL) is counted in ``n_failed`` and left out; a fit
 that ends without meeting the convergence test is kept and counted in ``n_nonconverged``.
@@ -49,6 +50,9 @@ __all__ = [
 #: pyhf's percentiles of the expected set (-2 ... +2 sigma of a standard normal).
 EXPECTED_PERCENTILES = (2.27501319, 15.86552539, 50.0, 84.13447461, 97.72498681)
 _CHUNK = 2048
+#: Toys per random stream: toy i comes from stream i // STREAM_BLOCK (fixed, so the
+#: numbers depend only on (seed, hypothesis, i), not on batching or threads).
+STREAM_BLOCK = 256
 _HYP_SB, _HYP_B, _HYP_FIT = 0, 1, 2
 
 
@@ -105,17 +109,23 @@ def generate_toys(model, params, n_toys: int, seed: int = 0, *, hypothesis: int 
     g_mean, g_sig = aux_mean[gauss], sigma[gauss]
     p_mean = aux_mean[pois]
     counter = np.zeros(4, dtype=np.uint64)
-    for i in range(n_toys):
-        counter[3] = start + i
+    stop = start + n_toys
+    blk = STREAM_BLOCK
+    for b in range(start // blk, (stop + blk - 1) // blk if n_toys else 0):
+        # block b holds toys b*blk .. b*blk+blk-1, drawn from one stream in one go
+        counter[3] = b
         rng = np.random.Generator(np.random.Philox(counter=counter, key=key))
-        mains[i] = rng.poisson(nu)
+        lo, hi = max(start, b * blk), min(stop, (b + 1) * blk)
+        rows = slice(lo - b * blk, hi - b * blk)
+        out = slice(lo - start, hi - start)
+        mains[out] = rng.poisson(nu, size=(blk, n_bins))[rows]
         if fixed_aux:
-            auxs[i] = obs_aux
+            auxs[out] = obs_aux
         else:
-            if gauss.size:
-                auxs[i, gauss] = rng.normal(g_mean, g_sig)
-            if pois.size:
-                auxs[i, pois] = rng.poisson(p_mean)
+            g = rng.normal(g_mean, g_sig, size=(blk, gauss.size))
+            pz = rng.poisson(p_mean, size=(blk, pois.size))
+            auxs[out][:, gauss] = g[rows]
+            auxs[out][:, pois] = pz[rows]
     constants = gammaln(mains + 1.0).sum(axis=1) + lay.gauss_log_norm
     pois_idx = np.asarray(lay.pois_aux_index)
     if pois_idx.size:
