@@ -371,6 +371,7 @@ class ToyFitResult:
     poi_true: float
     poi_index: int
     summary: dict
+    poi_error: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """The summary plus per-toy POI values (plain Python data)."""
@@ -382,14 +383,51 @@ class ToyFitResult:
         }
 
 
+def _poi_errors(model, x, mains, auxs, consts, lower, upper, fixed, poi):
+    """Hessian-based POI uncertainty of each toy fit (NaN where it does not exist)."""
+    from .._ext import fit as _fit
+
+    cm = model.compiled
+    free = ~np.asarray(fixed, dtype=bool)
+    local = np.asarray(model.layout.local_params, dtype=bool) & free
+    free_u8 = free.view(np.uint8) if free.dtype == bool else free.astype(np.uint8)
+    local_u8 = local.astype(np.uint8)
+    lidx = np.flatnonzero(local)
+    gidx = np.flatnonzero(free & ~local)
+    pos = int(np.flatnonzero(gidx == poi)[0])
+    err = np.full(x.shape[0], np.nan)
+    for k in range(x.shape[0]):
+        if not np.all(np.isfinite(x[k])):
+            continue
+        h = _fit.hessian_structured(cm, x[k], lower, upper, free_u8, local_u8, mains[k],
+                                    auxs[k], float(consts[k]))
+        dl = h[lidx, lidx]
+        if not np.all(dl > 0):
+            continue
+        b = h[np.ix_(gidx, lidx)]
+        schur = h[np.ix_(gidx, gidx)] - (b / dl) @ b.T
+        try:
+            c = np.linalg.inv(schur)
+        except np.linalg.LinAlgError:
+            continue
+        if c[pos, pos] > 0:
+            err[k] = float(np.sqrt(c[pos, pos]))
+    return err
+
+
 def fit_toys(model, params=None, n_toys: int = 1000, seed: int = 0, *,
-             fixed_aux: bool = False, n_threads: int | None = None, init=None, fixed=None,
-             bounds=None, mode=None) -> ToyFitResult:
+             fixed_aux: bool = False, n_threads: int | None = None,
+             uncertainties: bool = False, init=None, fixed=None, bounds=None,
+             mode=None) -> ToyFitResult:
     """Free fits of toys drawn at ``params`` (default: the model's initial values).
 
     Returns a :class:`ToyFitResult` with ``bestfit[B, n_par]``, ``nll[B]``,
     ``converged[B]`` and a summary of the POI estimates: mean and standard deviation of
-    ``mu_hat`` and of ``mu_hat - mu_true`` over the successful fits.
+    ``mu_hat`` and the bias ``mean(mu_hat) - mu_true`` over the successful fits. With
+    ``uncertainties=True`` also the Hessian-based POI error of every toy (``poi_error``)
+    and the pull ``(mu_hat - mu_true) / error``: its mean, width and the fraction of toys
+    with ``|pull| <= 1`` (68% coverage). Pulls are meaningful when the POI bounds are far
+    from the estimates (widen them with ``bounds=``).
     """
     prof = ProfileLikelihood(model, None, init=init, fixed=fixed, bounds=bounds, mode=mode)
     x_gen = prof.x0 if params is None else np.asarray(params, dtype=float)
@@ -413,5 +451,18 @@ def fit_toys(model, params=None, n_toys: int = 1000, seed: int = 0, *,
         "poi_std": float(est.std(ddof=1)) if est.size > 1 else math.nan,
         "bias": float(est.mean() - mu_true) if est.size else math.nan,
     }
+    poi_error = None
+    if uncertainties:
+        poi_error = _poi_errors(model, x, mains, auxs, consts, prof.lower, prof.upper,
+                                prof.fixed, poi)
+        good = ok & np.isfinite(poi_error)
+        pull = (x[good, poi] - mu_true) / poi_error[good]
+        summary.update({
+            "n_with_error": int(good.sum()),
+            "pull_mean": float(pull.mean()) if pull.size else math.nan,
+            "pull_width": float(pull.std(ddof=1)) if pull.size > 1 else math.nan,
+            "coverage_68": float(np.mean(np.abs(pull) <= 1.0)) if pull.size else math.nan,
+        })
     return ToyFitResult(bestfit=x, nll=nll, converged=conv & ok, failed=failed,
-                        n_iter=n_iter, poi_true=mu_true, poi_index=poi, summary=summary)
+                        n_iter=n_iter, poi_true=mu_true, poi_index=poi, summary=summary,
+                        poi_error=poi_error)
