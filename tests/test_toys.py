@@ -222,3 +222,17 @@ def test_cli_hypotest_toys(tmp_path):
     model = nextstat.from_pyhf(json.loads(ws.read_text()))
     r = hypotest_toys(1.0, model, n_toys=200, seed=4, fixed_aux=True, return_result=True)
     assert d["cls"] == r.cls and d["n_toys"] == {"sb": 200, "b": 200}
+
+
+def test_fit_batch_shared_scale(small):
+    p = np.asarray(small.suggested_init(), dtype=float)
+    mains, auxs, consts = generate_toys(small, p, 16, seed=9)
+    lo = np.array([b[0] for b in small.suggested_bounds()])
+    hi = np.array([b[1] for b in small.suggested_bounds()])
+    a = _toys.fit_batch(small.compiled, mains, auxs, consts, p, lo, hi)
+    sc = _toys.fisher_scale(small.compiled, p, np.asarray(small.aux_data(), dtype=float))
+    b = _toys.fit_batch(small.compiled, mains, auxs, consts, p, lo, hi, scale=sc)
+    np.testing.assert_allclose(a[1], b[1], rtol=0, atol=1e-8)
+    assert b[4].all()
+    with pytest.raises(ValueError):
+        _toys.fit_batch(small.compiled, mains, auxs, consts, p, lo, hi, scale=-sc)

@@ -59,7 +59,7 @@ cdef inline bint _converged(int status, double pg, double accept_pgtol) noexcept
 cdef void _fit_one(const NsModel* m, double* x, const double* lower, const double* upper,
                    const double* main, const double* aux, double constant, bint kahan,
                    const LbfgsbOptions* opts, int max_restarts, double accept_pgtol,
-                   double* work, double* scratch, double* buf,
+                   const double* given_scale, double* work, double* scratch, double* buf,
                    double* f_out, int* status_out, int* iter_out,
                    unsigned char* conv_out) noexcept nogil:
     """One Fisher-scaled fit in place, restarted from where it stopped if needed."""
@@ -89,13 +89,17 @@ cdef void _fit_one(const NsModel* m, double* x, const double* lower, const doubl
             x[i] = lower[i]
         elif x[i] > upper[i]:
             x[i] = upper[i]
-    ns_fisher_diag(m, x, aux, scale, scratch)
-    for i in range(n):
-        d = scale[i]
-        if lower[i] == upper[i] or not (d > 0.0 and d < 1e300):
-            scale[i] = 1.0
-        else:
-            scale[i] = 1.0 / sqrt(d)
+    if given_scale != NULL:
+        for i in range(n):
+            scale[i] = 1.0 if lower[i] == upper[i] else given_scale[i]
+    else:
+        ns_fisher_diag(m, x, aux, scale, scratch)
+        for i in range(n):
+            d = scale[i]
+            if lower[i] == upper[i] or not (d > 0.0 and d < 1e300):
+                scale[i] = 1.0
+            else:
+                scale[i] = 1.0 / sqrt(d)
     for i in range(n):
         ylo[i] = lower[i] / scale[i]
         yhi[i] = upper[i] / scale[i]
@@ -124,7 +128,7 @@ def fit_batch(CompiledModel cm, const double[:, ::1] mains, const double[:, ::1]
               const double[::1] constants, x0, const double[::1] lower,
               const double[::1] upper, bint kahan=False, int n_threads=1,
               int max_iter=2000, double pgtol=1e-6, int max_restarts=3,
-              double accept_pgtol=1e-4):
+              double accept_pgtol=1e-4, scale=None):
     """Independent fits of ``B`` datasets, one per row, spread over OpenMP threads.
 
     Parameters
@@ -144,6 +148,9 @@ def fit_batch(CompiledModel cm, const double[:, ::1] mains, const double[:, ::1]
     max_iter, pgtol, max_restarts, accept_pgtol
         Optimizer settings as in :func:`nextstat.fit` (a run ending in a line-search
         failure with projected gradient <= ``accept_pgtol`` counts as converged).
+    scale : ndarray, shape (n_par,), optional
+        Variable scales shared by all rows (e.g. from :func:`fisher_scale` at the
+        generating point); default: ``1 / sqrt(Fisher diagonal)`` at each row's start.
 
     Returns
     -------
@@ -156,6 +163,7 @@ def fit_batch(CompiledModel cm, const double[:, ::1] mains, const double[:, ::1]
     """
     cdef int n = cm.n_par
     cdef Py_ssize_t B = mains.shape[0], k
+    cdef int i
     if n_threads < 1:
         raise ValueError("n_threads must be >= 1")
     if mains.shape[1] != cm.n_bins or auxs.shape[0] != B or constants.shape[0] != B:
@@ -198,11 +206,37 @@ def fit_batch(CompiledModel cm, const double[:, ::1] mains, const double[:, ::1]
     cdef int[::1] n_iter = iter_arr
     cdef unsigned char[::1] conv = conv_arr
     cdef const double* ap = NULL
+    cdef const double* sp = NULL
+    cdef double[::1] scale_v
+    if scale is not None:
+        scale_v = np.ascontiguousarray(scale, dtype=np.float64)
+        if scale_v.shape[0] != n:
+            raise ValueError("scale must have one entry per parameter")
+        for i in range(n):
+            if not (scale_v[i] > 0.0 and isfinite(scale_v[i])):
+                raise ValueError("scale must be positive and finite")
+        sp = &scale_v[0]
     cdef int tid
     for k in prange(B, nogil=True, num_threads=nt, schedule="dynamic"):
         tid = omp_get_thread_num()
         _fit_one(&cm.c, &x[k, 0], &lower[0], &upper[0], &mains[k, 0],
                  &auxs[k, 0] if cm.n_aux > 0 else ap, constants[k], kahan, &opts,
-                 max_restarts, accept_pgtol, &work[tid, 0], &scratch[tid, 0],
+                 max_restarts, accept_pgtol, sp, &work[tid, 0], &scratch[tid, 0],
                  &buf[tid, 0], &nll[k], &status[k], &n_iter[k], &conv[k])
     return x_arr, nll_arr, status_arr, iter_arr, conv_arr.astype(bool)
+
+
+def fisher_scale(CompiledModel cm, const double[::1] x, const double[::1] aux):
+    """``1 / sqrt(expected Fisher diagonal)`` at ``x`` (1 where it is not positive/finite)."""
+    cdef int n = cm.n_par, i
+    if x.shape[0] != n:
+        raise ValueError("x must have one entry per parameter")
+    out = np.empty(n)
+    cdef double[::1] o = out
+    cdef double[::1] scratch = np.empty(max(cm.c.scratch_size, 1))
+    cdef double d
+    ns_fisher_diag(&cm.c, &x[0], &aux[0] if aux.shape[0] > 0 else NULL, &o[0], &scratch[0])
+    for i in range(n):
+        d = o[i]
+        o[i] = 1.0 / sqrt(d) if (d > 0.0 and d < 1e300) else 1.0
+    return out

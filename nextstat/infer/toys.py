@@ -127,10 +127,19 @@ def generate_toys(model, params, n_toys: int, seed: int = 0, *, hypothesis: int 
             pz = rng.poisson(p_mean, size=(blk, pois.size))
             auxs[out][:, gauss] = g[rows]
             auxs[out][:, pois] = pz[rows]
-    constants = gammaln(mains + 1.0).sum(axis=1) + lay.gauss_log_norm
+    # sum lgamma(n + 1): the counts are integers, so look the terms up in a table
+    hi = int(mains.max()) if mains.size else 0
     pois_idx = np.asarray(lay.pois_aux_index)
     if pois_idx.size:
-        constants += gammaln(auxs[:, pois_idx] + 1.0).sum(axis=1)
+        hi = max(hi, int(auxs[:, pois_idx].max()))
+    table = gammaln(np.arange(hi + 1, dtype=float) + 1.0)
+    constants = table[mains.astype(np.intp)].sum(axis=1) + lay.gauss_log_norm
+    if pois_idx.size:
+        pa = auxs[:, pois_idx]
+        if np.array_equal(pa, np.floor(pa)):
+            constants += table[pa.astype(np.intp)].sum(axis=1)
+        else:  # observed (fixed) Poisson aux data need not be integers
+            constants += gammaln(pa + 1.0).sum(axis=1)
     return mains, auxs, constants
 
 
@@ -140,6 +149,8 @@ def _test_stats(prof: ProfileLikelihood, mains, auxs, constants, x_gen, mu, test
     cm = prof.model.compiled
     poi = prof.poi
     kahan = prof.kahan
+    # Variable scales from the Fisher diagonal at each fit's own start point (a shared
+    # scale from the generating point cost ~20% more iterations on the benchmark model).
     kw = dict(kahan=kahan, n_threads=n_threads, max_iter=MAX_ITER, pgtol=PGTOL,
               max_restarts=MAX_RESTARTS, accept_pgtol=ACCEPT_PGTOL)
     x_free, nll_free, _, it_f, conv_f = _toys.fit_batch(
