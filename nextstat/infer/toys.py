@@ -160,17 +160,25 @@ def _test_stats(prof: ProfileLikelihood, mains, auxs, constants, x_gen, mu, test
     lower[poi] = upper[poi] = mu
     # The conditional fit starts from the toy's own free minimum with the POI moved to
     # mu: about half the iterations of a start at the generating point.
-    start = np.where(np.isfinite(x_free), x_free, np.asarray(x_gen, dtype=float)[None, :])
-    start[:, poi] = mu
-    _, nll_cond, _, it_c, conv_c = _toys.fit_batch(
-        cm, mains, auxs, constants, start, lower, upper, **kw)
-    t = np.maximum(2.0 * (nll_cond - nll_free), 0.0)
+    # Toys with mu_hat > mu have q = 0 whatever the conditional fit gives: skip it.
     mu_hat = x_free[:, poi]
+    need = np.flatnonzero(~(np.isfinite(nll_free) & (mu_hat > mu)))
+    start = np.where(np.isfinite(x_free[need]), x_free[need],
+                     np.asarray(x_gen, dtype=float)[None, :])
+    start[:, poi] = mu
+    _, nll_c, _, it_c, conv_c = _toys.fit_batch(
+        cm, np.ascontiguousarray(mains[need]), np.ascontiguousarray(auxs[need]),
+        np.ascontiguousarray(constants[need]), start, lower, upper, **kw)
+    nll_cond = nll_free.copy()
+    nll_cond[need] = nll_c
+    conv = conv_f.copy()
+    conv[need] &= conv_c
+    t = np.maximum(2.0 * (nll_cond - nll_free), 0.0)
     q = np.where(mu_hat > mu, 0.0, t)
     failed = ~(np.isfinite(nll_free) & np.isfinite(nll_cond))
     q[failed] = np.nan
-    nonconv = ~failed & ~(conv_f & conv_c)
-    return q, failed, nonconv, it_f + it_c
+    nonconv = ~failed & ~conv
+    return q, failed, nonconv, int(it_f.sum() + it_c.sum()), len(mains) + need.size
 
 
 @dataclass
@@ -202,6 +210,7 @@ class ToyHypotestResult:
     clsb_exp: list = field(default_factory=list)
     clb_exp: list = field(default_factory=list)
     mean_iterations: float = math.nan
+    n_fits: int = 0
     q_sb: np.ndarray | None = None
     q_b: np.ndarray | None = None
 
@@ -228,20 +237,20 @@ def _run_toys(prof, x_gen, mu, n_toys, seed, hyp, fixed_aux, test_stat, n_thread
         b = min(_CHUNK, n_toys - s)
         mains, auxs, consts = generate_toys(prof.model, x_gen, b, seed, hypothesis=hyp,
                                             fixed_aux=fixed_aux, start=s)
-        q, f, nc, it = _test_stats(prof, mains, auxs, consts, x_gen, mu, test_stat,
-                                   n_threads)
+        q, f, nc, it, nfit = _test_stats(prof, mains, auxs, consts, x_gen, mu, test_stat,
+                                         n_threads)
         qs.append(q)
         fails.append(f)
         nonconvs.append(nc)
-        iters.append(it)
+        iters.append((it, nfit))
         done += b
         if progress is not None:
             progress(done, total)
     def cat(a, dt):
         return np.concatenate(a) if a else np.empty(0, dtype=dt)
 
-    return (cat(qs, float), cat(fails, bool), cat(nonconvs, bool), cat(iters, np.int32),
-            done)
+    return (cat(qs, float), cat(fails, bool), cat(nonconvs, bool),
+            (sum(i for i, _ in iters), sum(n for _, n in iters)), done)
 
 
 def hypotest_toys(
@@ -350,7 +359,7 @@ def hypotest_toys(
                                  EXPECTED_PERCENTILES, axis=0).T
             clsb_exp, clb_exp, cls_exp = (band[0].tolist(), band[1].tolist(),
                                           band[2].tolist())
-    its = np.concatenate([it_sb, it_b]) if (it_sb.size + it_b.size) else np.zeros(1)
+    n_fits = it_sb[1] + it_b[1]
     res = ToyHypotestResult(
         mu_test=mu, test_stat=test_stat, cls=cls, clsb=clsb, clb=clb, cls_err=cls_err,
         clsb_err=clsb_err, clb_err=clb_err, q_obs=float(q_obs), mu_hat=mu_hat,
@@ -358,7 +367,8 @@ def hypotest_toys(
         n_failed={"sb": int(f_sb.sum()), "b": int(f_b.sum())},
         n_nonconverged={"sb": int(nc_sb.sum()), "b": int(nc_b.sum())},
         seed=int(seed), fixed_aux=bool(fixed_aux), cls_exp=cls_exp, clsb_exp=clsb_exp,
-        clb_exp=clb_exp, mean_iterations=float(np.mean(its)) / 2.0, q_sb=q_sb, q_b=q_b,
+        clb_exp=clb_exp, mean_iterations=(it_sb[0] + it_b[0]) / n_fits if n_fits else math.nan,
+        n_fits=int(n_fits), q_sb=q_sb, q_b=q_b,
     )
     if return_result:
         return res
