@@ -128,7 +128,7 @@ def fit_batch(CompiledModel cm, const double[:, ::1] mains, const double[:, ::1]
               const double[::1] constants, x0, const double[::1] lower,
               const double[::1] upper, bint kahan=False, int n_threads=1,
               int max_iter=2000, double pgtol=1e-6, int max_restarts=3,
-              double accept_pgtol=1e-4, scale=None):
+              double accept_pgtol=1e-4, scale=None, int m=0):
     """Independent fits of ``B`` datasets, one per row, spread over OpenMP threads.
 
     Parameters
@@ -148,6 +148,8 @@ def fit_batch(CompiledModel cm, const double[:, ::1] mains, const double[:, ::1]
     max_iter, pgtol, max_restarts, accept_pgtol
         Optimizer settings as in :func:`nextstat.fit` (a run ending in a line-search
         failure with projected gradient <= ``accept_pgtol`` counts as converged).
+    m : int
+        L-BFGS history length (0: ``clamp(n_par // 20, 5, 10)`` as in ``minimize_nll``).
     scale : ndarray, shape (n_par,), optional
         Variable scales shared by all rows (e.g. from :func:`fisher_scale` at the
         generating point); default: ``1 / sqrt(Fisher diagonal)`` at each row's start.
@@ -189,7 +191,7 @@ def fit_batch(CompiledModel cm, const double[:, ::1] mains, const double[:, ::1]
         return x_arr, nll_arr, status_arr, iter_arr, conv_arr.astype(bool)
     cdef LbfgsbOptions opts
     lbfgsb_default_options(&opts)
-    opts.m = min(max(n // 20, 5), 10)
+    opts.m = m if m > 0 else min(max(n // 20, 5), 10)
     opts.max_iter = max_iter
     opts.pgtol = pgtol
     cdef int nt = n_threads

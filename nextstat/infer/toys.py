@@ -54,6 +54,10 @@ _CHUNK = 2048
 #: Toys per random stream: toy i comes from stream i // STREAM_BLOCK (fixed, so the
 #: numbers depend only on (seed, hypothesis, i), not on batching or threads).
 STREAM_BLOCK = 256
+#: L-BFGS history of toy fits: warm-started toy fits take ~7-11 iterations, and a
+#: history of 5 costs ~20% less per fit than 10 with the same iteration count (201-par
+#: benchmark model).
+TOY_LBFGS_M = 5
 _HYP_SB, _HYP_B, _HYP_FIT = 0, 1, 2
 
 
@@ -152,7 +156,7 @@ def _test_stats(prof: ProfileLikelihood, mains, auxs, constants, x_gen, mu, test
     # Variable scales from the Fisher diagonal at each fit's own start point (a shared
     # scale from the generating point cost ~20% more iterations on the benchmark model).
     kw = dict(kahan=kahan, n_threads=n_threads, max_iter=MAX_ITER, pgtol=PGTOL,
-              max_restarts=MAX_RESTARTS, accept_pgtol=ACCEPT_PGTOL)
+              max_restarts=MAX_RESTARTS, accept_pgtol=ACCEPT_PGTOL, m=TOY_LBFGS_M)
     x_free, nll_free, _, it_f, conv_f = _toys.fit_batch(
         cm, mains, auxs, constants, x_gen, prof.lower, prof.upper, **kw)
     lower = prof.lower.copy()
@@ -458,7 +462,7 @@ def fit_toys(model, params=None, n_toys: int = 1000, seed: int = 0, *,
     x, nll, status, n_iter, conv = _toys.fit_batch(
         model.compiled, mains, auxs, consts, x_gen, prof.lower, prof.upper,
         kahan=prof.kahan, n_threads=n_threads, max_iter=MAX_ITER, pgtol=PGTOL,
-        max_restarts=MAX_RESTARTS, accept_pgtol=ACCEPT_PGTOL)
+        max_restarts=MAX_RESTARTS, accept_pgtol=ACCEPT_PGTOL, m=TOY_LBFGS_M)
     failed = ~np.isfinite(nll)
     poi = prof.poi
     ok = ~failed
