@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from nextstat._ext.fit import nll_grad_batch
 from zoo import ZOO
 
 import nextstat
-from nextstat._ext.fit import nll_grad_batch
 
 
 @pytest.mark.parametrize("name", ["realistic", "multichannel"])

@@ -71,7 +71,7 @@ cdef void _fit_one(const NsModel* m, double* x, const double* lower, const doubl
     cdef double* xbuf = buf + 4 * n
     cdef ToyContext ctx
     cdef LbfgsbResult res
-    cdef int i, attempt, n_iter = 0
+    cdef int i, _attempt, n_iter = 0
     cdef double d
     cdef bint conv = False
     ctx.model = m
@@ -103,7 +103,7 @@ cdef void _fit_one(const NsModel* m, double* x, const double* lower, const doubl
     for i in range(n):
         ylo[i] = lower[i] / scale[i]
         yhi[i] = upper[i] / scale[i]
-    for attempt in range(max_restarts + 1):
+    for _attempt in range(max_restarts + 1):
         for i in range(n):
             y[i] = x[i] / scale[i]
         lbfgsb_minimize(n, y, ylo, yhi, _toy_objective, &ctx, opts, &res, work)
