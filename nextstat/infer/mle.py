@@ -44,19 +44,9 @@ _CONVERGED = {int(Status.CONVERGED_PGTOL), int(Status.CONVERGED_FTOL)}
 
 def is_converged(status: int, proj_grad_norm: float) -> bool:
     """Convergence verdict of one optimizer run (see ``ACCEPT_PGTOL``)."""
-    if status == int(Status.CONVERGED_PGTOL):
+    if status in _CONVERGED:
         return True
-    stalled = (int(Status.CONVERGED_FTOL), int(Status.ABNORMAL_LINE_SEARCH))
-    return status in stalled and proj_grad_norm <= ACCEPT_PGTOL
-
-
-def worth_restart(status: int, proj_grad_norm: float) -> bool:
-    """Whether a fresh L-BFGS-B run from the point reached may still improve it.
-
-    Anything short of the gradient criterion is retried: a relative-reduction stop
-    (``ftol``) on a flat likelihood can leave the POI ~1e-6 sigma short of the minimum.
-    """
-    return status != int(Status.CONVERGED_PGTOL) and proj_grad_norm > PGTOL
+    return status == int(Status.ABNORMAL_LINE_SEARCH) and proj_grad_norm <= ACCEPT_PGTOL
 
 
 @dataclass
@@ -289,7 +279,7 @@ def fit(
         if initial_nll is None:
             initial_nll = f0
         converged = is_converged(status, pgnorm)
-        if not worth_restart(status, pgnorm) or restarts >= MAX_RESTARTS or not np.isfinite(f):
+        if converged or restarts >= MAX_RESTARTS or not np.isfinite(f):
             break
         restarts += 1
     status = Status(status)

@@ -14,7 +14,7 @@ import numpy as np
 from .._config import use_kahan
 from .._ext import fit as _fit
 from ..errors import InvalidModel, InvalidParameters
-from .mle import MAX_ITER, MAX_RESTARTS, PGTOL, is_converged, resolve_fit_setup, worth_restart
+from .mle import MAX_ITER, MAX_RESTARTS, PGTOL, is_converged, resolve_fit_setup
 
 __all__ = ["MinimumResult", "ProfileLikelihood"]
 
@@ -94,7 +94,7 @@ class ProfileLikelihood:
             n_iter += it
             n_fev += fev
             converged = is_converged(status, pgnorm)
-            if not worth_restart(status, pgnorm) or not np.isfinite(f):
+            if converged or not np.isfinite(f):
                 break
         return MinimumResult(x, float(f), converged, int(status), n_iter, n_fev)
 
