@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import FitError, InvalidParameters
+from ._json import to_json_data as _clean
 from .asymptotics import NSIGMA_ORDER, AsymptoticCalculator
 from .profile import ProfileLikelihood
 
@@ -63,21 +64,6 @@ ATOL = 2e-12
 MAX_DOUBLINGS = 40
 #: Iteration limit of each root finding.
 MAX_ROOT_ITER = 100
-
-
-def _clean(x):
-    """Plain Python data with NaN/inf as None (strict JSON)."""
-    if isinstance(x, np.ndarray):
-        x = x.tolist()
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, float | np.floating):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.bool_ | np.integer):
-        return x.item()
-    return x
 
 
 @dataclass

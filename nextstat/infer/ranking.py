@@ -50,6 +50,7 @@ from .._config import get_threads
 from .._ext import fit as _fit
 from .._ext.lbfgsb import Status
 from ..errors import InvalidParameters
+from ._json import to_json_data as _clean
 from .mle import MAX_ITER, MAX_RESTARTS, fit
 from .profile import ProfileLikelihood
 
@@ -109,17 +110,6 @@ REFIT_PGTOL = 1e-8
 _CONVERGED = (int(Status.CONVERGED_PGTOL), int(Status.CONVERGED_FTOL))
 
 ORDER_POLICY = "max(|impact_postfit_up|, |impact_postfit_down|) descending; ties: parameter order"
-
-
-def _clean(x):
-    """NaN/inf -> None, recursively (JSON has no NaN)."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 @dataclass

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._config import use_kahan
 from ..errors import InvalidParameters
+from ._json import to_json_data as _clean
 from .mle import resolve_fit_setup
 from .profile import ProfileLikelihood
 
@@ -33,21 +34,6 @@ ONE_SIGMA = math.erf(1.0 / math.sqrt(2.0))
 CI_ATOL = 1e-10
 #: Most steps outwards while looking for the threshold crossing on one side.
 MAX_BRACKET_STEPS = 60
-
-
-def _clean(x):
-    """Plain Python data with NaN/inf as None (strict JSON)."""
-    if isinstance(x, np.ndarray):
-        x = x.tolist()
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, float | np.floating):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.bool_ | np.integer):
-        return x.item()
-    return x
 
 
 # ---------------------------------------------------------------------------

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from ..errors import InvalidParameters
+from ._json import to_json_data as _clean
 from .ranking import prefit_constraints
 
 __all__ = ["ChannelYields", "SampleYields", "YieldsResult", "yields"]
@@ -46,16 +46,6 @@ FD_REL_STEP = 1e-4
 #: Rows of J propagated at a time (bounds the (rows x n_params) work array).
 ROW_BLOCK = 2048
 _METHODS = ("derivative", "secant")
-
-
-def _clean(x):
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 @dataclass
