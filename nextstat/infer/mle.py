@@ -24,6 +24,7 @@ from .._ext import fit as _fit
 from .._ext.lbfgsb import Status
 from .._ext.linalg import spd_inverse
 from ..errors import FitError, InvalidParameters
+from ._json import to_json_data
 
 __all__ = ["FitResult", "fit", "resolve_fit_setup"]
 
@@ -128,25 +129,11 @@ class FitResult:
 
     def to_dict(self) -> dict:
         """Plain-Python representation (lists and floats; NaN becomes None)."""
-        out = asdict(self)
-        for key, val in out.items():
-            if isinstance(val, np.ndarray):
-                out[key] = _nan_to_none(val.tolist())
-        for key in ("nll", "twice_nll", "final_grad_norm", "initial_nll"):
-            out[key] = _nan_to_none(out[key])
-        return out
+        return to_json_data(asdict(self))
 
     def to_json(self, **kwargs) -> str:
         """JSON text of :meth:`to_dict` (``kwargs`` go to :func:`json.dumps`)."""
         return json.dumps(self.to_dict(), **kwargs)
-
-
-def _nan_to_none(x):
-    if isinstance(x, list):
-        return [_nan_to_none(v) for v in x]
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    return x
 
 
 def resolve_fit_setup(model, init=None, fixed=None, bounds=None):
