@@ -1,38 +1,56 @@
 # C-level interface of the compiled HistFactory likelihood (see nll.pyx).
 
-cdef struct NsModel:
-    int n_par
-    int n_bins
-    int n_blk
-    int n_sb
-    int n_fac
-    int n_aux
-    int n_gauss
-    int n_pois
-    Py_ssize_t scratch_size
-    const int* blk_bin_start
-    const int* blk_sb_start
-    const int* blk_len
-    const int* blk_fac_ptr
-    const int* fac_param
-    const int* fac_code
-    const double* fac_lo
-    const double* fac_hi
-    const int* blk_hs_ptr
-    const int* hs_param
-    const int* hs_code
-    const int* hs_off
-    const double* hs_lo
-    const double* hs_hi
-    const int* sb_gam_ptr
-    const int* gam_param
-    const double* nominal
-    const int* g_param
-    const int* g_aux
-    const double* g_inv_sigma
-    const int* p_param
-    const int* p_aux
-    const double* p_tau
+cdef extern from "histfactory_math.h" nogil:
+    ctypedef struct ns_block_t:
+        pass
+
+    ctypedef struct ns_run_t:
+        pass
+
+    # The C struct ns_model_t (kernels/histfactory_math.h), which the C kernel of ns_nll reads.
+    ctypedef struct NsModel "ns_model_t":
+        int n_par
+        int n_bins
+        int n_blk
+        int n_sb
+        int n_fac
+        int n_aux
+        int n_gauss
+        int n_pois
+        Py_ssize_t scratch_size
+        const int* blk_bin_start
+        const int* blk_sb_start
+        const int* blk_len
+        const int* blk_fac_ptr
+        const int* fac_param
+        const int* fac_code
+        const double* fac_lo
+        const double* fac_hi
+        const int* blk_hs_ptr
+        const int* hs_param
+        const int* hs_code
+        const int* hs_off
+        const double* hs_lo
+        const double* hs_hi
+        const int* sb_gam_ptr
+        const int* gam_param
+        const double* nominal
+        const int* g_param
+        const int* g_aux
+        const double* g_inv_sigma
+        const int* p_param
+        const int* p_aux
+        const double* p_tau
+        # derived by CompiledModel from the tables above
+        int n_hs_data
+        const ns_block_t* blk
+        int n_run
+        const ns_run_t* run
+        const double* run_nominal
+        int n_g_run
+        int n_p_run
+        const int* g_run
+        const int* p_run
 
 
 cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,

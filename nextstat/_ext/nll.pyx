@@ -28,7 +28,10 @@ precomputed once per dataset. The gradient is analytic: one pass computes the ra
 pass back-propagates :math:`\\partial(-\\ln L)/\\partial\\nu_b = 1 - n_b/\\nu_b`.
 
 Per-bin arithmetic (interpolation codes, Poisson and constraint terms, Kahan sums) lives in
-``kernels/histfactory_math.h``, shared with the CUDA kernels.
+``kernels/histfactory_math.h``, shared with the CUDA kernels. So does the CPU kernel itself
+(``ns_cpu_forward``, ``ns_cpu_backward``, ``ns_cpu_nll``: plain C with ``restrict``
+pointers and vectorisable loops, compiled for the host only); this module builds its derived
+tables and wraps it.
 """
 
 import numpy as np
@@ -37,105 +40,35 @@ from libc.string cimport memset
 
 
 cdef extern from "histfactory_math.h" nogil:
-    ctypedef struct ns_kahan_t:
-        double sum
-        double comp
-    double ns_interp_factor(int code, double a, double lo, double hi, double* d)
-    double ns_interp_delta(int code, double a, double lo, double nom, double hi, double* d)
-    double ns_poisson_term(double n, double nu)
-    double ns_poisson_dterm(double n, double nu)
-    double ns_gauss_term(double theta, double aux, double inv_sigma, double* d)
-    double ns_poisson_constraint_term(double gamma, double tau, double aux, double* d)
-    void ns_kahan_add(ns_kahan_t* acc, double x)
-    double ns_kahan_value(const ns_kahan_t* acc)
-
-
-cdef inline Py_ssize_t _scratch_size(const NsModel* m, Py_ssize_t n_hs_data) noexcept nogil:
-    # nu[n_bins] | shape[n_sb] | gprod[n_sb] | fv[n_fac] | fd[n_fac] | blkS[n_blk] | hsd[...]
-    return m.n_bins + 2 * m.n_sb + 2 * m.n_fac + m.n_blk + n_hs_data
-
-
-cdef void _forward(const NsModel* m, const double* theta, double* scratch,
-                   bint keep_derivs) noexcept nogil:
-    """Fill nu, shape, gprod, factor values/derivatives and histosys derivatives.
-
-    Table pointers are copied to locals first: extensions build with
-    ``-fno-strict-aliasing``, so reading them through ``m`` inside the loops would make
-    the compiler reload them after every store.
-    """
-    cdef int n_bins = m.n_bins, n_sb = m.n_sb, n_fac = m.n_fac, n_blk = m.n_blk
-    cdef double* nu = scratch
-    cdef double* shape = nu + n_bins
-    cdef double* gprod = shape + n_sb
-    cdef double* fv = gprod + n_sb
-    cdef double* fd = fv + n_fac
-    cdef double* blk_s = fd + n_fac
-    cdef double* hsd = blk_s + n_blk
-    cdef const int* blk_fac_ptr = m.blk_fac_ptr
-    cdef const int* fac_code = m.fac_code
-    cdef const int* fac_param = m.fac_param
-    cdef const double* fac_lo = m.fac_lo
-    cdef const double* fac_hi = m.fac_hi
-    cdef const int* blk_bin_start = m.blk_bin_start
-    cdef const int* blk_sb_start = m.blk_sb_start
-    cdef const int* blk_len = m.blk_len
-    cdef const int* blk_hs_ptr = m.blk_hs_ptr
-    cdef const int* hs_off = m.hs_off
-    cdef const int* hs_code = m.hs_code
-    cdef const int* hs_param = m.hs_param
-    cdef const double* hs_lo = m.hs_lo
-    cdef const double* hs_hi = m.hs_hi
-    cdef const int* sb_gam_ptr = m.sb_gam_ptr
-    cdef const int* gam_param = m.gam_param
-    cdef const double* nominal = m.nominal
-    cdef int k, j, i, h, g, sb, sb0, b0, off, code, h0, h1, g0, g1, nb
-    cdef double s, v, d, sh, gp, nom
-    memset(nu, 0, n_bins * sizeof(double))
-    for k in range(n_blk):
-        s = 1.0
-        for j in range(blk_fac_ptr[k], blk_fac_ptr[k + 1]):
-            code = fac_code[j]
-            if code < 0:
-                v = theta[fac_param[j]]
-                d = 1.0
-            else:
-                v = ns_interp_factor(code, theta[fac_param[j]], fac_lo[j], fac_hi[j], &d)
-            fv[j] = v
-            fd[j] = d
-            s *= v
-        blk_s[k] = s
-        b0 = blk_bin_start[k]
-        sb0 = blk_sb_start[k]
-        h0 = blk_hs_ptr[k]
-        h1 = blk_hs_ptr[k + 1]
-        nb = blk_len[k]
-        for i in range(nb):
-            sb = sb0 + i
-            nom = nominal[sb]
-            sh = nom
-            for h in range(h0, h1):
-                off = hs_off[h] + i
-                sh = sh + ns_interp_delta(hs_code[h], theta[hs_param[h]],
-                                          hs_lo[off], nom, hs_hi[off], &d)
-                if keep_derivs:
-                    hsd[off] = d
-            g0 = sb_gam_ptr[sb]
-            g1 = sb_gam_ptr[sb + 1]
-            gp = 1.0
-            for g in range(g0, g1):
-                gp = gp * theta[gam_param[g]]
-            shape[sb] = sh
-            gprod[sb] = gp
-            nu[b0 + i] += s * gp * sh
+    ctypedef struct ns_cpu_scratch_t:
+        double* nu
+        double* shape
+        double* gprod
+        double* fv
+        double* fd
+        double* blk_s
+        double* hsd
+    Py_ssize_t ns_cpu_scratch_size(const NsModel* m)
+    ns_cpu_scratch_t ns_cpu_scratch(const NsModel* m, double* base)
+    void ns_cpu_forward(const NsModel* m, const double* theta, const ns_cpu_scratch_t* s,
+                        int derivs)
+    void ns_cpu_forward_entries(const NsModel* m, const double* theta,
+                                const ns_cpu_scratch_t* s, int derivs)
+    double ns_cpu_nll(const NsModel* m, const double* theta, const double* n_main,
+                      const double* aux, double constant, double* grad, int kahan,
+                      double* scratch)
+    int NS_GAM_NONE
+    int NS_GAM_GENERAL
 
 
 cdef void ns_expected_main(const NsModel* m, const double* theta, double* nu,
                            double* scratch) noexcept nogil:
     """Expected main-bin rates nu_b(theta) into ``nu`` (length n_bins)."""
-    cdef int b
-    _forward(m, theta, scratch, False)
+    cdef ns_cpu_scratch_t s = ns_cpu_scratch(m, scratch)
+    cdef Py_ssize_t b
+    ns_cpu_forward(m, theta, &s, False)
     for b in range(m.n_bins):
-        nu[b] = scratch[b]
+        nu[b] = s.nu[b]
 
 
 cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,
@@ -143,129 +76,12 @@ cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,
                    double* scratch) noexcept nogil:
     """-ln L(theta | n_main, aux) and, when ``grad`` is not NULL, its gradient.
 
-    ``kahan`` selects parity mode: every sum is Kahan-Babuska compensated and the
-    order of operations is fixed. ``scratch`` holds ``NsModel.scratch_size`` doubles.
+    ``kahan`` selects parity mode: the terms are summed Kahan-Babuska compensated, in a
+    fixed order (fast mode: in four interleaved partial sums, also a fixed order).
+    ``scratch`` holds ``NsModel.scratch_size`` doubles. The work is done by the C kernel
+    ``ns_cpu_nll`` of ``kernels/histfactory_math.h``.
     """
-    cdef double* nu = scratch
-    cdef bint want_grad = grad != NULL
-    cdef const int* g_param = m.g_param
-    cdef const int* g_aux = m.g_aux
-    cdef const double* g_inv_sigma = m.g_inv_sigma
-    cdef const int* p_param = m.p_param
-    cdef const int* p_aux = m.p_aux
-    cdef const double* p_tau = m.p_tau
-    cdef int n_bins = m.n_bins, n_gauss = m.n_gauss, n_pois = m.n_pois
-    cdef ns_kahan_t acc
-    cdef double total = 0.0, t, d
-    cdef int b, c, p
-
-    _forward(m, theta, scratch, want_grad)
-    acc.sum = 0.0
-    acc.comp = 0.0
-    if want_grad:
-        memset(grad, 0, m.n_par * sizeof(double))
-
-    if kahan:
-        for b in range(n_bins):
-            ns_kahan_add(&acc, ns_poisson_term(n_main[b], nu[b]))
-    else:
-        for b in range(n_bins):
-            total += ns_poisson_term(n_main[b], nu[b])
-    for c in range(n_gauss):
-        p = g_param[c]
-        t = ns_gauss_term(theta[p], aux[g_aux[c]], g_inv_sigma[c], &d)
-        if want_grad:
-            grad[p] += d
-        if kahan:
-            ns_kahan_add(&acc, t)
-        else:
-            total += t
-    for c in range(n_pois):
-        p = p_param[c]
-        t = ns_poisson_constraint_term(theta[p], p_tau[c], aux[p_aux[c]], &d)
-        if want_grad:
-            grad[p] += d
-        if kahan:
-            ns_kahan_add(&acc, t)
-        else:
-            total += t
-    if kahan:
-        ns_kahan_add(&acc, constant)
-        total = ns_kahan_value(&acc)
-    else:
-        total += constant
-
-    if not want_grad:
-        return total
-    for b in range(n_bins):
-        nu[b] = ns_poisson_dterm(n_main[b], nu[b])
-    _backward(m, theta, scratch, grad)
-    return total
-
-
-cdef void _backward(const NsModel* m, const double* theta, double* scratch,
-                    double* grad) noexcept nogil:
-    """Accumulate d(sum_b poisson_term)/d theta into ``grad``.
-
-    Runs after ``_forward``, with the rates ``nu_b`` in scratch replaced by
-    ``w_b = d poisson_term / d nu_b`` (one division per bin, not per sample-bin entry).
-    """
-    cdef int n_bins = m.n_bins, n_sb = m.n_sb, n_fac = m.n_fac, n_blk = m.n_blk
-    cdef double* wb = scratch
-    cdef double* shape = wb + n_bins
-    cdef double* gprod = shape + n_sb
-    cdef double* fv = gprod + n_sb
-    cdef double* fd = fv + n_fac
-    cdef double* blk_s = fd + n_fac
-    cdef double* hsd = blk_s + n_blk
-    cdef const int* blk_fac_ptr = m.blk_fac_ptr
-    cdef const int* fac_param = m.fac_param
-    cdef const int* blk_bin_start = m.blk_bin_start
-    cdef const int* blk_sb_start = m.blk_sb_start
-    cdef const int* blk_len = m.blk_len
-    cdef const int* blk_hs_ptr = m.blk_hs_ptr
-    cdef const int* hs_off = m.hs_off
-    cdef const int* hs_param = m.hs_param
-    cdef const int* sb_gam_ptr = m.sb_gam_ptr
-    cdef const int* gam_param = m.gam_param
-    cdef int k, i, j, j2, g, g2, h, sb, sb0, b0, g0, g1, h0, h1, j0, j1, nb
-    cdef double w, s, a_blk, others, sh, gp, ws
-    for k in range(n_blk):
-        s = blk_s[k]
-        b0 = blk_bin_start[k]
-        sb0 = blk_sb_start[k]
-        h0 = blk_hs_ptr[k]
-        h1 = blk_hs_ptr[k + 1]
-        nb = blk_len[k]
-        a_blk = 0.0
-        for i in range(nb):
-            sb = sb0 + i
-            w = wb[b0 + i]
-            sh = shape[sb]
-            gp = gprod[sb]
-            a_blk += w * gp * sh
-            ws = w * s
-            g0 = sb_gam_ptr[sb]
-            g1 = sb_gam_ptr[sb + 1]
-            if g1 - g0 == 1:
-                grad[gam_param[g0]] += ws * sh
-            else:
-                for g in range(g0, g1):
-                    others = ws * sh
-                    for g2 in range(g0, g1):
-                        if g2 != g:
-                            others = others * theta[gam_param[g2]]
-                    grad[gam_param[g]] += others
-            for h in range(h0, h1):
-                grad[hs_param[h]] += ws * gp * hsd[hs_off[h] + i]
-        j0 = blk_fac_ptr[k]
-        j1 = blk_fac_ptr[k + 1]
-        for j in range(j0, j1):
-            others = fd[j] * a_blk
-            for j2 in range(j0, j1):
-                if j2 != j:
-                    others = others * fv[j2]
-            grad[fac_param[j]] += others
+    return ns_cpu_nll(m, theta, n_main, aux, constant, grad, kahan, scratch)
 
 
 cdef void ns_fisher_diag(const NsModel* m, const double* theta, const double* aux,
@@ -278,16 +94,17 @@ cdef void ns_fisher_diag(const NsModel* m, const double* theta, const double* au
     touches one sample per bin; it is meant for scaling the optimizer's variables, where
     the order of magnitude is what matters.
     """
-    cdef double* nu = scratch
-    cdef double* shape = nu + m.n_bins
-    cdef double* gprod = shape + m.n_sb
-    cdef double* fv = gprod + m.n_sb
-    cdef double* fd = fv + m.n_fac
-    cdef double* blk_s = fd + m.n_fac
-    cdef double* hsd = blk_s + m.n_blk
+    cdef ns_cpu_scratch_t sc = ns_cpu_scratch(m, scratch)
+    cdef double* nu = sc.nu
+    cdef double* shape = sc.shape
+    cdef double* gprod = sc.gprod
+    cdef double* fv = sc.fv
+    cdef double* fd = sc.fd
+    cdef double* blk_s = sc.blk_s
+    cdef double* hsd = sc.hsd
     cdef int k, i, j, j2, g, g2, h, sb, c
     cdef double s, inv_nu, b_blk, others, sh, gp, t
-    _forward(m, theta, scratch, True)
+    ns_cpu_forward_entries(m, theta, &sc, True)
     memset(diag, 0, m.n_par * sizeof(double))
     for c in range(m.n_gauss):
         diag[m.g_param[c]] += m.g_inv_sigma[c] * m.g_inv_sigma[c]
@@ -321,6 +138,91 @@ cdef void ns_fisher_diag(const NsModel* m, const double* theta, const double* au
                 if j2 != j:
                     others *= fv[j2]
             diag[m.fac_param[j]] += others * others * b_blk
+
+
+def _blocks(dict t):
+    """The packed block records of the C kernel (``ns_block_t``: bin0, sb0, len, fac0,
+    fac1, hs0, hs1, gam0), one row per block. ``gam0`` is NS_GAM_NONE if no entry has a
+    gamma, the first gamma parameter if entry i has exactly one, parameter ``gam0 + i``, and
+    there is no histosys (the kernel's contiguous fast paths), else NS_GAM_GENERAL."""
+    ptr = t["sb_gam_ptr"]
+    n_blk = t["blk_len"].shape[0]
+    gam0 = np.full(n_blk, NS_GAM_GENERAL, dtype=np.int32)
+    for k, (sb0, nb) in enumerate(zip(t["blk_sb_start"], t["blk_len"])):
+        if t["blk_hs_ptr"][k + 1] > t["blk_hs_ptr"][k]:
+            continue
+        counts = np.diff(ptr[sb0:sb0 + nb + 1])
+        if not counts.any():
+            gam0[k] = NS_GAM_NONE
+        elif (counts == 1).all():
+            gam = t["gam_param"][ptr[sb0]:ptr[sb0 + nb]]
+            if (gam == gam[0] + np.arange(nb)).all():
+                gam0[k] = gam[0]
+    fac, hs = t["blk_fac_ptr"], t["blk_hs_ptr"]
+    return np.ascontiguousarray(np.stack(
+        [t["blk_bin_start"], t["blk_sb_start"], t["blk_len"], fac[:n_blk], fac[1:], hs[:n_blk],
+         hs[1:], gam0], axis=1).astype(np.int32))
+
+
+def _runs_of_blocks(dict t, blk):
+    """Group blocks into the C kernel's runs (``ns_run_t``: bin0, len, nom0, gam0, blk0,
+    fac0, fac1, n_blk) and lay out their nominal rates run by run.
+
+    Block k joins an earlier run if both are of the same kind (no gammas, or one consecutive
+    gamma parameter per entry; a GENERAL block is a run of its own), have the same scalar
+    factors (parameter, code, lo, hi), k's bins (and gammas) continue the run's, and none of
+    k's bins and parameters has had a contribution from a later run: runs are evaluated in
+    order, so every bin and parameter still receives its contributions in block order.
+    """
+    fac_param = t["fac_param"].tolist()
+    fac_sig = list(zip(fac_param, t["fac_code"].tolist(), t["fac_lo"].tolist(),
+                       t["fac_hi"].tolist()))
+    hs_param = t["hs_param"].tolist()
+    gam_param = t["gam_param"].tolist()
+    g_ptr = t["sb_gam_ptr"].tolist()
+    runs = []       # [bin0, len, gam0, blk0, fac0, fac1, n_blk, [(sb0, nb), ...]]
+    open_runs = {}  # (has gammas, next bin, next gamma, factors) -> run it would extend
+    last = {}       # ("b", bin) / ("p", parameter) -> last run that touched it
+    for k, (bin0, sb0, nb, f0, f1, h0, h1, gam0) in enumerate(blk.tolist()):
+        touched = [("b", b) for b in range(bin0, bin0 + nb)]
+        touched += [("p", p) for p in fac_param[f0:f1] + hs_param[h0:h1]]
+        touched += [("p", p) for p in gam_param[g_ptr[sb0]:g_ptr[sb0 + nb]]]
+        floor = max((last.get(x, -1) for x in touched), default=-1)
+        r = None
+        if gam0 != NS_GAM_GENERAL:
+            sig = tuple(fac_sig[f0:f1])
+            cand = open_runs.pop((gam0 >= 0, bin0, max(gam0, 0), sig), None)
+            if cand is not None and cand >= floor:
+                r = cand
+        if r is None:
+            r = len(runs)
+            runs.append([bin0, 0, gam0, k, f0, f1, 0, []])
+        run = runs[r]
+        run[1] += nb
+        run[6] += 1
+        run[7].append((sb0, nb))
+        if gam0 != NS_GAM_GENERAL:
+            open_runs[(gam0 >= 0, bin0 + nb, max(gam0, 0) + nb if gam0 >= 0 else 0, sig)] = r
+        for x in touched:
+            last[x] = r
+    nominal = t["nominal"]
+    out = np.zeros((len(runs), 8), dtype=np.int32)
+    parts, nom0 = [], 0
+    for r, (bin0, n, gam0, blk0, f0, f1, n_blk, slices) in enumerate(runs):
+        out[r] = (bin0, n, nom0, gam0, blk0, f0, f1, n_blk)
+        if gam0 != NS_GAM_GENERAL:
+            parts += [nominal[sb0:sb0 + nb] for sb0, nb in slices]
+            nom0 += n
+    run_nominal = np.concatenate(parts) if parts else np.zeros(0)
+    return out, np.ascontiguousarray(run_nominal, dtype=np.float64)
+
+
+def _runs(param, aux_index):
+    """CSR boundaries of the runs of constraint terms whose parameters and aux entries are
+    both consecutive (the C kernel loops over each run with contiguous pointers)."""
+    n = param.shape[0]
+    breaks = np.flatnonzero((np.diff(param) != 1) | (np.diff(aux_index) != 1)) + 1
+    return np.concatenate([[0], breaks, [n] if n else []]).astype(np.int32)
 
 
 cdef const int* _iptr(object arr):
@@ -383,7 +285,20 @@ cdef class CompiledModel:
         self.c.p_param = _iptr(t["p_param"])
         self.c.p_aux = _iptr(t["p_aux"])
         self.c.p_tau = _dptr(t["p_tau"])
-        self.c.scratch_size = _scratch_size(&self.c, t["hs_lo"].shape[0])
+        self.c.n_hs_data = t["hs_lo"].shape[0]
+        t["blk"] = _blocks(t)
+        t["run"], t["run_nominal"] = _runs_of_blocks(t, t["blk"])
+        t["g_run"] = _runs(t["g_param"], t["g_aux"])
+        t["p_run"] = _runs(t["p_param"], t["p_aux"])
+        self.c.blk = <const ns_block_t*> _iptr(t["blk"].reshape(-1))
+        self.c.n_run = t["run"].shape[0]
+        self.c.run = <const ns_run_t*> _iptr(t["run"].reshape(-1))
+        self.c.run_nominal = _dptr(t["run_nominal"])
+        self.c.n_g_run = t["g_run"].shape[0] - 1
+        self.c.g_run = _iptr(t["g_run"])
+        self.c.n_p_run = t["p_run"].shape[0] - 1
+        self.c.p_run = _iptr(t["p_run"])
+        self.c.scratch_size = ns_cpu_scratch_size(&self.c)
         self.n_par = self.c.n_par
         self.n_bins = self.c.n_bins
         self.n_aux = self.c.n_aux
@@ -435,16 +350,14 @@ cdef class CompiledModel:
         cdef double[::1] scratch = np.empty(max(self.c.scratch_size, 1))
         out_arr = np.empty(self.c.n_sb)
         cdef double[::1] out = out_arr
-        cdef double* shape = &scratch[0] + self.c.n_bins
-        cdef double* gprod = shape + self.c.n_sb
-        cdef double* blk_s = gprod + self.c.n_sb + 2 * self.c.n_fac
+        cdef ns_cpu_scratch_t sc = ns_cpu_scratch(&self.c, &scratch[0])
         cdef int k, i, sb
         with nogil:
-            _forward(&self.c, &theta[0], &scratch[0], False)
+            ns_cpu_forward_entries(&self.c, &theta[0], &sc, False)
             for k in range(self.c.n_blk):
                 for i in range(self.c.blk_len[k]):
                     sb = self.c.blk_sb_start[k] + i
-                    out[sb] = blk_s[k] * gprod[sb] * shape[sb]
+                    out[sb] = sc.blk_s[k] * sc.gprod[sb] * sc.shape[sb]
         return out_arr
 
     def expected_main(self, const double[::1] theta):
