@@ -158,55 +158,15 @@ def hessian(CompiledModel cm, const double[::1] x, const double[::1] lower,
             const double[::1] upper, const unsigned char[::1] free,
             const double[::1] main, const double[::1] aux, double constant,
             double rel_step=1e-5):
-    """Finite-difference Hessian of the NLL from the analytic gradient.
-
-    Row ``i`` is ``(g(x + h_i e_i) - g(x - h_i e_i)) / (2 h_i)`` with
-    ``h_i = rel_step * max(|x_i|, 1)``; next to a bound the difference is one-sided. Rows
-    and columns of parameters that are not ``free`` are zero. The result is symmetrised.
+    """Finite-difference Hessian of the NLL from the analytic gradient, one row per free
+    parameter: :func:`hessian_structured` with no local parameters (``2 n_free`` gradients).
 
     Returns
     -------
     ndarray, shape (n, n)
     """
-    cdef int n = cm.n_par
-    if x.shape[0] != n or free.shape[0] != n:
-        raise ValueError("x and free must have one entry per parameter")
-    hess_arr = np.zeros((n, n))
-    cdef double[:, ::1] hess = hess_arr
-    cdef double[::1] xw = np.array(x, dtype=np.float64)
-    cdef double[::1] gp = np.empty(n)
-    cdef double[::1] gm = np.empty(n)
-    cdef double[::1] scratch = np.empty(max(cm.c.scratch_size, 1))
-    cdef const double* mp = _ptr(main)
-    cdef const double* ap = _ptr(aux)
-    cdef int i, j
-    cdef double h, xi, up, dn, inv_step
-    with nogil:
-        for i in range(n):
-            if not free[i]:
-                continue
-            xi = x[i]
-            h = rel_step * (xi if xi > 0 else -xi)
-            if h < rel_step:
-                h = rel_step
-            up = xi + h
-            dn = xi - h
-            if up > upper[i]:
-                up = xi
-            if dn < lower[i]:
-                dn = xi
-            if up == dn:
-                continue
-            xw[i] = up
-            ns_nll(&cm.c, &xw[0], mp, ap, constant, &gp[0], False, &scratch[0])
-            xw[i] = dn
-            ns_nll(&cm.c, &xw[0], mp, ap, constant, &gm[0], False, &scratch[0])
-            xw[i] = xi
-            inv_step = 1.0 / (up - dn)
-            for j in range(n):
-                if free[j]:
-                    hess[i, j] = (gp[j] - gm[j]) * inv_step
-    return 0.5 * (hess_arr + hess_arr.T)
+    local = np.zeros(cm.n_par, dtype=np.uint8)
+    return hessian_structured(cm, x, lower, upper, free, local, main, aux, constant, rel_step)
 
 
 def hessian_structured(CompiledModel cm, const double[::1] x, const double[::1] lower,
@@ -219,8 +179,10 @@ def hessian_structured(CompiledModel cm, const double[::1] x, const double[::1] 
     gammas touching disjoint bins): the Hessian block between them is diagonal. Each
     non-local free parameter is perturbed alone (its full row, hence also the local
     columns by symmetry); all local parameters are perturbed at once, which yields the
-    local diagonal because ``g_i`` depends on no other local parameter. Steps as in
-    :func:`hessian`. Entries between two local parameters off the diagonal are zero.
+    local diagonal because ``g_i`` depends on no other local parameter. Entries between two
+    local parameters off the diagonal are zero. Rows are central differences with
+    ``h_i = rel_step * max(|x_i|, 1)``, one-sided next to a bound; rows and columns of
+    parameters that are not ``free`` are zero; the result is symmetrised.
     """
     cdef int n = cm.n_par
     if x.shape[0] != n or free.shape[0] != n or local.shape[0] != n:
