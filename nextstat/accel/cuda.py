@@ -265,7 +265,8 @@ def kernel_tables(tables: dict) -> KernelTables:
         "n_gauss": full["g_param"].shape[0],
         "n_pois": full["p_param"].shape[0],
     }
-    # nll.pyx's _scratch_size: nu | shape | gprod | fv | fd | blk_s | hsd
+    # the CPU kernel's scratch size (ns_cpu_scratch_size in histfactory_math.h):
+    # nu | shape | gprod | fv | fd | blk_s | hsd
     scratch = dims["n_bins"] + 2 * n_sb + 2 * n_fac + n_blk + full["hs_lo"].shape[0]
     return KernelTables(arrays, [dims[d] for d in TABLE_DIMS], int(scratch))
 
