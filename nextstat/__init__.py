@@ -25,6 +25,7 @@ from .infer.scan import ProfileCI, ProfileScanResult, profile_ci, profile_scan
 from .infer.significance import SignificanceResult, significance
 from .infer.toys import ToyFitResult, ToyHypotestResult, fit_toys, hypotest_toys
 from .infer.yields import YieldsResult, yields
+from .io.load import load
 from .io.pyhf import from_pyhf
 from .model.histfactory import HistFactoryModel
 from .sysinfo import openmp_enabled, show_versions
@@ -33,6 +34,7 @@ __all__ = [
     "__version__",
     "errors",
     "from_pyhf",
+    "load",
     "fit",
     "hypotest",
     "HypotestResult",

@@ -137,10 +137,10 @@ def interpolation_option(func: F) -> F:
     return click.option(
         "--interpolation",
         type=click.Choice(["pyhf", "root"]),
-        default="pyhf",
-        show_default=True,
+        default=None,
         help="Interpolation codes: 'pyhf' = normsys code4 + histosys code4p; "
-        "'root' = normsys code1 + histosys code0.",
+        "'root' = normsys code1 + histosys code0. Default: the input format's "
+        "('pyhf' for pyhf JSON, 'root' for HS3 and HistFactory XML).",
     )(func)
 
 
@@ -217,15 +217,17 @@ def _read_stdin() -> dict[str, Any]:
     return spec
 
 
-def _load_model(source: str, measurement: str | None, interpolation: str) -> LoadedWorkspace:
-    """Read and build the model of ``--input``; failures are NextStatError or OSError."""
+def _load_model(source: str, measurement: str | None,
+                interpolation: str | None) -> LoadedWorkspace:
+    """Read and build the model of ``--input`` (pyhf JSON, HS3 or HistFactory XML, detected
+    by :func:`nextstat.load`); failures are NextStatError or OSError."""
     import nextstat
 
     if source == "-":
         label, spec = "<stdin>", _read_stdin()
     else:
         label, spec = source, Path(source)  # a path even if the name starts with '{'
-    model = nextstat.from_pyhf(spec, measurement=measurement, interpolation=interpolation)
+    model = nextstat.load(spec, measurement=measurement, interpolation=interpolation)
     return LoadedWorkspace(label=label, spec=model.spec, model=model)
 
 
@@ -807,6 +809,11 @@ def hypotest_toys_cmd(input_path, measurement, interpolation, output, threads, m
         for k in ("cls_exp", "clsb_exp", "clb_exp"):
             out.pop(k, None)
     _emit(out, output)
+
+
+from nextstat._cli import register_all  # noqa: E402  (after the shared helpers it uses)
+
+register_all(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,9 @@ __all__ = [
     "InvalidParameters",
     "InvalidArgumentType",
     "FitError",
+    "InvalidFormat",
+    "InvalidConfig",
+    "ExpressionError",
 ]
 
 
@@ -53,3 +56,59 @@ class InvalidArgumentType(NextStatError, TypeError):
 
 class FitError(NextStatError, RuntimeError):
     """A caller asked for something a fit cannot deliver (e.g. a covariance that does not exist)."""
+
+
+class InvalidFormat(NextStatError, ValueError):
+    """An input file in a non-pyhf format (HS3, HistFactory XML, ROOT, Parquet) is unusable.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong.
+    where : str, optional
+        Where: a file path, a JSON path inside an HS3 document, an XML element, a ROOT
+        object path such as ``file.root:dir/hist``.
+    """
+
+    def __init__(self, message: str, where: str | None = None):
+        self.where = where
+        self.message = message
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class InvalidConfig(NextStatError, ValueError):
+    """A build configuration (ntuple builder YAML/JSON, TRExFitter ``.config``) is unusable.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong.
+    where : str, optional
+        Where, e.g. ``config.yaml: regions[1].binning`` or ``fit.config:42 (Region "SR")``.
+    """
+
+    def __init__(self, message: str, where: str | None = None):
+        self.where = where
+        self.message = message
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ExpressionError(NextStatError, ValueError):
+    """A selection or weight expression does not parse or cannot be evaluated.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong.
+    expression : str
+        The full expression text.
+    line, column : int
+        1-based position of the offending token.
+    """
+
+    def __init__(self, message: str, expression: str = "", line: int = 1, column: int = 1):
+        self.expression = expression
+        self.line = line
+        self.column = column
+        self.message = message
+        super().__init__(f"line {line}, column {column}: {message} in expression {expression!r}")

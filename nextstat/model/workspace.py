@@ -624,7 +624,7 @@ def _to_plain(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
-def _parse_json(text: str | bytes, source: str) -> Any:
+def parse_json_text(text: str | bytes, source: str) -> Any:
     """Parse JSON text, turning syntax errors into :class:`InvalidWorkspace`."""
     try:
         return json.loads(text)
@@ -638,7 +638,7 @@ def _parse_json(text: str | bytes, source: str) -> Any:
         raise InvalidWorkspace(f"{source} is nested too deeply to be a workspace") from None
 
 
-def _read_file(path: str | bytes) -> Any:
+def read_json_file(path: str | bytes) -> Any:
     """Read and parse a (possibly gzip-compressed) JSON workspace file."""
     shown = os.fsdecode(path)
     try:
@@ -655,7 +655,7 @@ def _read_file(path: str | bytes) -> Any:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as err:
             raise InvalidWorkspace(f"corrupt gzip workspace file {shown!r}: {err}") from None
-    return _parse_json(raw, f"file {shown!r}")
+    return parse_json_text(raw, f"file {shown!r}")
 
 
 def load_workspace_spec(spec: str | os.PathLike | dict) -> dict:
@@ -700,11 +700,11 @@ def load_workspace_spec(spec: str | os.PathLike | dict) -> dict:
         ws = _to_plain(spec)
     elif isinstance(spec, str):
         if spec.lstrip().startswith(("{", "[")):
-            ws = _parse_json(spec, "JSON text")
+            ws = parse_json_text(spec, "JSON text")
         else:
-            ws = _read_file(spec)
+            ws = read_json_file(spec)
     elif isinstance(spec, os.PathLike):
-        ws = _read_file(os.fspath(spec))
+        ws = read_json_file(os.fspath(spec))
     else:
         raise InvalidArgumentType(
             "a workspace must be given as a dict, JSON text or a file path (str or "
