@@ -285,6 +285,25 @@ MODELS = {
             },
         },
     },
+    "root_stat_poisson_threshold": {
+        "description": "1 channel x 3 bins: staterror with ROOT's Poisson constraint on one "
+        "sample and a 5% relative-error threshold (bin 0 at 2% becomes const), normsys",
+        "poi": "mu",
+        "channels": {
+            "SR": {
+                "data": [105.0, 33.0, 14.0],
+                "staterror": (0.05, "Poisson"),
+                "samples": {
+                    "signal": _sample([3.0, 6.0, 4.0], {"mu": ("normfactor",)}),
+                    "background": _sample(
+                        [100.0, 25.0, 10.0],
+                        {"bkg_norm": ("normsys", 0.92, 1.1)},
+                        staterror=[2.0, 2.5, 1.5],
+                    ),
+                },
+            }
+        },
+    },
 }
 
 

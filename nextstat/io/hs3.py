@@ -436,7 +436,7 @@ def _shapesys(mod, where, ctx):
     if len(vals) != ctx.nbins:
         _fail(f"{len(vals)} values for {ctx.nbins} bins", where + ".data.vals")
     const = [ctx.state.is_const(p) for p in params]
-    if ctype != "Const" and not any(vals) and not any(const):
+    if ctype != "Const" and not any(vals) and not all(const):
         # ROOT writes a ShapeFactor as a shapesys without uncertainties and floating gammas
         _register(ctx.state, base, "shapefactor", params, where)
         return {"name": base, "type": "shapefactor", "data": None}
@@ -602,18 +602,20 @@ def _parameter_entry(ps: _ParSet, state: _State) -> dict | None:
     return entry if len(entry) > 1 else None
 
 
-def _interpolation_codes(state: _State) -> dict[str, str]:
+def _interpolation_codes(state: _State) -> tuple[dict[str, str] | None, str | None]:
+    """The document's codes per type (nextstat names), or ``(None, why)`` if they differ."""
     codes = dict(HS3_DEFAULT_CODES)
     for kind, found in state.codes.items():
         table = ROOT_NORMSYS_CODES if kind == "normsys" else ROOT_HISTOSYS_CODES
         ours = {table[c] for c in found}
         if len(ours) > 1:
             where = ", ".join(f"{c} at {w}" for c, w in found.items())
-            _fail(f"{kind} modifiers use different interpolation codes ({where}); nextstat has "
-                  f"one code per modifier type: pass interpolation=... to choose", "distributions")
+            return None, (f"{kind} modifiers use different interpolation codes ({where}); "
+                          "nextstat has one code per modifier type: pass interpolation=... "
+                          "to choose")
         if ours:
             codes[kind] = ours.pop()
-    return codes
+    return codes, None
 
 
 # ---------------------------------------------------------------------------------------
@@ -643,7 +645,8 @@ def hs3_to_workspace(doc: dict, analysis: str | None = None,
         A pyhf workspace (schema 1.0.0) with one measurement named after the analysis.
     info : dict
         ``analysis``, ``likelihood``, ``parameter_point``, ``measurement``, ``poi``,
-        ``interpolation`` (the codes the document asks for, nextstat names),
+        ``interpolation`` (the codes the document asks for, nextstat names; ``None`` when
+        modifiers of one type ask for different codes, ``interpolation_conflict`` says which),
         ``channels`` (channel -> HS3 distribution) and ``parameters`` (HS3 parameter name ->
         nextstat parameter name).
 
@@ -702,13 +705,15 @@ def hs3_to_workspace(doc: dict, analysis: str | None = None,
         "measurements": [{"name": mname, "config": config}],
         "version": "1.0.0",
     }
+    codes, conflict = _interpolation_codes(state)
     info = {
         "analysis": ana["name"] if ana is not None else None,
         "likelihood": lik["name"],
         "parameter_point": point_name,
         "measurement": mname,
         "poi": poi,
-        "interpolation": _interpolation_codes(state),
+        "interpolation": codes,
+        "interpolation_conflict": conflict,
         "channels": channel_map,
         "parameters": hs3_to_ours,
     }
@@ -754,6 +759,8 @@ def from_hs3(source, analysis: str | None = None, parameter_point: str | None = 
 
     doc, _ = read_json_document(source)
     workspace, info = hs3_to_workspace(doc, analysis=analysis, parameter_point=parameter_point)
+    if interpolation is None and info["interpolation"] is None:
+        raise InvalidFormat(info["interpolation_conflict"], "distributions")
     codes = info["interpolation"] if interpolation is None else interpolation
     return from_pyhf(workspace, measurement=info["measurement"], interpolation=codes)
 
