@@ -411,7 +411,7 @@ def test_missing_branch_suggests(ntuples):
     ("edges", "message"),
     [
         ([0.0], "needs at least two edges"),
-        ([0.0, 2.0, 1.0], "strictly; edge 2 \\(1\\) does not exceed edge 1 \\(2\\)"),
+        ([0.0, 2.0, 1.0], "edges must increase strictly; edge 2 \\(1\\) does not exceed edge 1"),
         ([0.0, float("inf")], "edges must be finite"),
         (["a", "b"], "must be a list of numbers"),
     ],
