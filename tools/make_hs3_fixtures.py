@@ -21,7 +21,9 @@ Usage::
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -310,11 +312,18 @@ MODELS = {
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     outdir = Path(argv[0]) if argv else Path(__file__).resolve().parents[1] / "tests/data/hs3"
+    outdir = outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     ROOT = _roo()
     rng = np.random.default_rng(SEED)
-    for name, model in MODELS.items():
-        make_fixture(ROOT, name, model, outdir, rng)
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:  # HistFactory writes *_model.root files
+        os.chdir(scratch)
+        try:
+            for name, model in MODELS.items():
+                make_fixture(ROOT, name, model, outdir, rng)
+        finally:
+            os.chdir(cwd)
 
 
 if __name__ == "__main__":
