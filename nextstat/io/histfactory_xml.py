@@ -359,6 +359,9 @@ class _ChannelReader:
         if _bool(el, "NormalizeByTheory", f, self.compat == "root"):
             s.modifiers.append({"name": "lumi", "type": "lumi", "data": None})
         for mod in el:
+            if mod.tag == "HistoFactor":
+                raise InvalidFormat("HistoFactor is not supported (ROOT ignores it too)",
+                                    _where(f, mod))
             handler = getattr(self, f"_mod_{mod.tag}", None)
             if handler is None:
                 _unknown_child(mod, el, f, "NormFactor, OverallSys, HistoSys, ShapeSys, "
@@ -434,10 +437,6 @@ class _ChannelReader:
         if el.get("HistoName"):
             s.error = self._relative(el, s, infile, hpath)
         s.stat = True
-
-    def _mod_HistoFactor(self, el, s, infile, hpath) -> None:
-        raise InvalidFormat("HistoFactor is not supported (ROOT ignores it too)",
-                            _where(self.file, el))
 
 
 def _edges_str(edges: np.ndarray) -> str:

@@ -261,7 +261,7 @@ class RootFile:
         } or names
         listed = sorted(wanted)[:_MAX_LISTED]
         more = "" if len(wanted) <= _MAX_LISTED else f" (and {len(wanted) - _MAX_LISTED} more)"
-        hint = difflib.get_close_matches(base, list(names), n=1)
+        hint = _suggest(base, list(names))
         msg = "no such object"
         if hint:
             msg += f" (did you mean {hint[0]!r}?)"
@@ -295,6 +295,20 @@ class RootFile:
                 f"{self.path}:{name}",
             )
         return obj
+
+
+def _suggest(name: str, candidates: list[str]) -> list[str]:
+    """The closest candidate (difflib), else one that starts with or contains ``name``."""
+    close = difflib.get_close_matches(name, candidates, n=1)
+    if close:
+        return close
+    tail = name.rsplit("/", 1)[-1].lower()
+    for test in (lambda c: c.lower().rsplit("/", 1)[-1].startswith(tail),
+                 lambda c: tail in c.lower()):
+        found = sorted(c for c in candidates if test(c))
+        if found:
+            return found[:1]
+    return []
 
 
 def _kind_of(classname: str) -> str:
@@ -420,7 +434,7 @@ def _check_branches(tree, path: str, tree_name: str, branches: Sequence[str] | N
     missing = [b for b in branches if b not in available]
     if missing:
         b = missing[0]
-        hint = difflib.get_close_matches(b, available, n=1)
+        hint = _suggest(b, available)
         msg = f"no branch {b!r}"
         if hint:
             msg += f" (did you mean {hint[0]!r}?)"
