@@ -427,7 +427,10 @@ class NtupleWorkspaceBuilder:
                     f, t = m.data[f"file_{side}"], m.data[f"tree_{side}"]
                     if f is None and t is None:
                         continue
-                    files = [f] if f is not None else s._files
+                    if f is None:
+                        files = s._files
+                    else:
+                        files = [f] if isinstance(f, (str, os.PathLike)) else list(f)
                     add((ch.name, s.name, f"{m.name}_{side}"), files, t or tree, sel, w_nom, where)
 
     def fill(self) -> dict[tuple[str, str, str], Hist]:
