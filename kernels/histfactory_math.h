@@ -92,19 +92,51 @@ NS_HD double ns_code4p(double a, double lo, double nom, double hi, double *d)
 
 /* ---- multiplicative codes: kappa(alpha; lo, hi) with lo = I-/I0, hi = I+/I0 ------------- */
 
+/* The constants of code1 and code4 for one (lo, hi): pre = (ln hi, ln lo, c1 ... c6). The
+ * CPU kernel computes them once per model (ns_cpu_factor_constants); ns_code4 computes them
+ * on every call, with the same arithmetic, so both give the same bits. */
+#define NS_PRE 8
+NS_HD void ns_code4_constants(double lo, double hi, double *pre)
+{
+    double lh = log(hi), ll = log(lo);
+    double v0 = hi - 1.0, v1 = lo - 1.0;
+    double v2 = hi * lh, v3 = -lo * ll;
+    double v4 = hi * lh * lh, v5 = lo * ll * ll;
+    pre[0] = lh;
+    pre[1] = ll;
+    /* c = A^-1 v, A^-1 rows in units of 1/16 */
+    pre[2] = (15.0 * v0 - 15.0 * v1 - 7.0 * v2 - 7.0 * v3 + v4 - v5) / 16.0;
+    pre[3] = (24.0 * v0 + 24.0 * v1 - 9.0 * v2 + 9.0 * v3 + v4 + v5) / 16.0;
+    pre[4] = (-10.0 * v0 + 10.0 * v1 + 10.0 * v2 + 10.0 * v3 - 2.0 * v4 + 2.0 * v5) / 16.0;
+    pre[5] = (-24.0 * v0 - 24.0 * v1 + 14.0 * v2 - 14.0 * v3 - 2.0 * v4 - 2.0 * v5) / 16.0;
+    pre[6] = (3.0 * v0 - 3.0 * v1 - 3.0 * v2 - 3.0 * v3 + v4 - v5) / 16.0;
+    pre[7] = (8.0 * v0 + 8.0 * v1 - 5.0 * v2 + 5.0 * v3 + v4 + v5) / 16.0;
+}
+
+/* code1 from its constants: kappa = exp(a ln hi) for a >= 0, exp(-a ln lo) for a < 0. */
+NS_HD double ns_code1_pre(double a, const double *pre, double *d)
+{
+    double l = (a >= 0.0) ? pre[0] : -pre[1];
+    double k = exp(a * l);
+    *d = k * l;
+    return k;
+}
+
+/* code4 from its constants (see ns_code4). */
+NS_HD double ns_code4_pre(double a, const double *pre, double *d)
+{
+    if (a >= 1.0 || a <= -1.0)
+        return ns_code1_pre(a, pre, d);
+    const double c1 = pre[2], c2 = pre[3], c3 = pre[4], c4 = pre[5], c5 = pre[6], c6 = pre[7];
+    *d = c1 + a * (2.0 * c2 + a * (3.0 * c3 + a * (4.0 * c4 + a * (5.0 * c5 + a * 6.0 * c6))));
+    return 1.0 + a * (c1 + a * (c2 + a * (c3 + a * (c4 + a * (c5 + a * c6)))));
+}
+
 /* code1: piecewise exponential. kappa = hi^a for a >= 0, lo^(-a) for a < 0. */
 NS_HD double ns_code1(double a, double lo, double hi, double *d)
 {
-    if (a >= 0.0) {
-        double l = log(hi);
-        double k = exp(a * l);
-        *d = k * l;
-        return k;
-    }
-    double l = log(lo);
-    double k = exp(-a * l);
-    *d = -k * l;
-    return k;
+    double pre[2] = {log(hi), log(lo)};
+    return ns_code1_pre(a, pre, d);
 }
 
 /* code4: exponential outside |a| >= 1, inside 1 + sum_{i=1..6} c_i a^i with c = A^-1 v,
@@ -113,31 +145,9 @@ NS_HD double ns_code1(double a, double lo, double hi, double *d)
  * alpha0 = 1). */
 NS_HD double ns_code4(double a, double lo, double hi, double *d)
 {
-    if (a >= 1.0) {
-        double l = log(hi);
-        double k = exp(a * l);
-        *d = k * l;
-        return k;
-    }
-    if (a <= -1.0) {
-        double l = log(lo);
-        double k = exp(-a * l);
-        *d = -k * l;
-        return k;
-    }
-    double lh = log(hi), ll = log(lo);
-    double v0 = hi - 1.0, v1 = lo - 1.0;
-    double v2 = hi * lh, v3 = -lo * ll;
-    double v4 = hi * lh * lh, v5 = lo * ll * ll;
-    /* c = A^-1 v, A^-1 rows in units of 1/16 */
-    double c1 = (15.0 * v0 - 15.0 * v1 - 7.0 * v2 - 7.0 * v3 + v4 - v5) / 16.0;
-    double c2 = (24.0 * v0 + 24.0 * v1 - 9.0 * v2 + 9.0 * v3 + v4 + v5) / 16.0;
-    double c3 = (-10.0 * v0 + 10.0 * v1 + 10.0 * v2 + 10.0 * v3 - 2.0 * v4 + 2.0 * v5) / 16.0;
-    double c4 = (-24.0 * v0 - 24.0 * v1 + 14.0 * v2 - 14.0 * v3 - 2.0 * v4 - 2.0 * v5) / 16.0;
-    double c5 = (3.0 * v0 - 3.0 * v1 - 3.0 * v2 - 3.0 * v3 + v4 - v5) / 16.0;
-    double c6 = (8.0 * v0 + 8.0 * v1 - 5.0 * v2 + 5.0 * v3 + v4 + v5) / 16.0;
-    *d = c1 + a * (2.0 * c2 + a * (3.0 * c3 + a * (4.0 * c4 + a * (5.0 * c5 + a * 6.0 * c6))));
-    return 1.0 + a * (c1 + a * (c2 + a * (c3 + a * (c4 + a * (c5 + a * c6)))));
+    double pre[NS_PRE];
+    ns_code4_constants(lo, hi, pre);
+    return ns_code4_pre(a, pre, d);
 }
 
 /* Multiplicative factor for any code: additive codes act on the triple (lo, 1, hi). */
@@ -327,6 +337,9 @@ typedef struct ns_model {
     const double *run_nominal;  /* the nominal rates of the non-GENERAL runs, run by run */
     int n_g_run, n_p_run;       /* constraints as runs of consecutive parameters and aux */
     const int *g_run, *p_run;   /* run r: terms [run[r], run[r + 1]) (CSR, n_run + 1) */
+    /* constants computed once per model (ns_cpu_model_constants) */
+    double *fac_pre;            /* [NS_PRE n_fac]: ns_code4_constants of each scalar factor */
+    double *hs_dp, *hs_dm;      /* [n_hs_data]: hi - nom and nom - lo of each histosys entry */
 } ns_model_t;
 
 /* Scratch layout (kernels/histfactory_nll.cu mirrors it; its length is scratch_size):
@@ -421,8 +434,31 @@ NS_CPU_INLINE int ns_log_domain_ok(const ns_log_domain_t *acc)
 NS_CPU_COLD double ns_cpu_interp_factor(const ns_model_t *m, const double *theta,
                                         ptrdiff_t j, double *d)
 {
-    return ns_interp_factor(m->fac_code[j], theta[m->fac_param[j]], m->fac_lo[j],
-                            m->fac_hi[j], d);
+    const int code = m->fac_code[j];
+    const double a = theta[m->fac_param[j]];
+    if (code == NS_CODE4)
+        return ns_code4_pre(a, m->fac_pre + NS_PRE * j, d);
+    if (code == NS_CODE1)
+        return ns_code1_pre(a, m->fac_pre + NS_PRE * j, d);
+    return ns_interp_factor(code, a, m->fac_lo[j], m->fac_hi[j], d);
+}
+
+/* The per-model constants: the logarithms and polynomial coefficients of the multiplicative
+ * scalar factors (for code1 and code4 they were ~30% of an evaluation of a model with a few
+ * hundred normsys blocks), and hi - nom, nom - lo of every histosys entry. */
+static inline void ns_cpu_model_constants(ns_model_t *m)
+{
+    ptrdiff_t j, k, h, i;
+    for (j = 0; j < m->n_fac; ++j)
+        ns_code4_constants(m->fac_lo[j], m->fac_hi[j], m->fac_pre + NS_PRE * j);
+    for (k = 0; k < m->n_blk; ++k)
+        for (h = m->blk_hs_ptr[k]; h < m->blk_hs_ptr[k + 1]; ++h)
+            for (i = 0; i < m->blk_len[k]; ++i) {
+                const ptrdiff_t off = m->hs_off[h] + i;
+                const double nom = m->nominal[m->blk_sb_start[k] + i];
+                m->hs_dp[off] = m->hs_hi[off] - nom;
+                m->hs_dm[off] = nom - m->hs_lo[off];
+            }
 }
 
 /* fv[j], fd[j] for j in [j0, j1); returns their product (the block's S). */
@@ -445,32 +481,74 @@ NS_CPU_INLINE double ns_cpu_factors(const ns_model_t *m, const double *NS_RESTRI
     return s;
 }
 
+/* shape_i += Delta_h(a; lo_i, nom_i, hi_i) over the n entries of one histosys modifier of a
+ * block, and its derivatives into hsd (when not NULL). alpha is one number for the whole
+ * modifier, so the branches of the additive codes are taken once and the entries are vector
+ * loops; each entry gets the arithmetic of ns_code0 / ns_code2 / ns_code4p, bit for bit.
+ * Multiplicative codes go through ns_interp_delta entry by entry. */
+NS_CPU_INLINE void ns_cpu_histosys(const ns_model_t *m, ptrdiff_t h, ptrdiff_t sb0, ptrdiff_t n,
+                                   double a, double *NS_RESTRICT sh, double *NS_RESTRICT hsd)
+{
+    const ptrdiff_t off = m->hs_off[h];
+    const double *NS_RESTRICT dp = m->hs_dp + off;
+    const double *NS_RESTRICT dm = m->hs_dm + off;
+    const double *NS_RESTRICT lo = m->hs_lo + off;
+    const double *NS_RESTRICT hi = m->hs_hi + off;
+    const double *NS_RESTRICT nom = m->nominal + sb0;
+    const int code = m->hs_code[h];
+    ptrdiff_t i;
+    if ((code == NS_CODE0 && a > 0.0) || (code == NS_CODE4P && a > 1.0)) {
+        for (i = 0; i < n; ++i)
+            sh[i] = sh[i] + a * dp[i];
+        if (hsd)
+            memcpy(hsd, dp, (size_t)n * sizeof(double));
+    } else if (code == NS_CODE0 || (code == NS_CODE4P && a < -1.0)) {
+        for (i = 0; i < n; ++i)
+            sh[i] = sh[i] + a * dm[i];
+        if (hsd)
+            memcpy(hsd, dm, (size_t)n * sizeof(double));
+    } else if (code == NS_CODE4P) {
+        const double a2 = a * a;
+        const double p = 15.0 + a2 * (-10.0 + 3.0 * a2);
+        const double q = 30.0 + a2 * (-40.0 + 18.0 * a2);
+        for (i = 0; i < n; ++i) {
+            const double S = 0.5 * (dp[i] + dm[i]);
+            const double A = 0.0625 * (dp[i] - dm[i]);
+            sh[i] = sh[i] + (a * S + a2 * A * p);
+            if (hsd)
+                hsd[i] = S + A * a * q;
+        }
+    } else {
+        double d;
+        for (i = 0; i < n; ++i) {
+            sh[i] = sh[i] + ns_interp_delta(code, a, lo[i], nom[i], hi[i], &d);
+            if (hsd)
+                hsd[i] = d;
+        }
+    }
+}
+
 /* nu_b += s G_sb (nominal_sb + histosys shifts) over the entries of block k, the general
  * way; stores shape, gprod (and the histosys derivatives hsd when `derivs`) per entry. */
-NS_CPU_COLD void ns_cpu_forward_general(const ns_model_t *m, const double *theta,
+NS_CPU_HOT void ns_cpu_forward_general(const ns_model_t *m, const double *theta,
                                         const ns_cpu_scratch_t *S, ptrdiff_t k, double s,
                                         int derivs)
 {
     const ns_block_t *B = m->blk + k;
     const ptrdiff_t nb = B->len, sb0 = B->sb0;
     double *nuk = S->nu + B->bin0;
+    double *sh = S->shape + sb0, *gp = S->gprod + sb0;
     ptrdiff_t i, h, g;
+    memcpy(sh, m->nominal + sb0, (size_t)nb * sizeof(double));
+    for (h = B->hs0; h < B->hs1; ++h)
+        ns_cpu_histosys(m, h, sb0, nb, theta[m->hs_param[h]], sh,
+                        derivs ? S->hsd + m->hs_off[h] : NULL);
     for (i = 0; i < nb; ++i) {
-        const ptrdiff_t sb = sb0 + i;
-        const double nom = m->nominal[sb];
-        double sh = nom, gp = 1.0, d;
-        for (h = B->hs0; h < B->hs1; ++h) {
-            const ptrdiff_t off = m->hs_off[h] + i;
-            sh = sh + ns_interp_delta(m->hs_code[h], theta[m->hs_param[h]], m->hs_lo[off], nom,
-                                      m->hs_hi[off], &d);
-            if (derivs)
-                S->hsd[off] = d;
-        }
-        for (g = m->sb_gam_ptr[sb]; g < m->sb_gam_ptr[sb + 1]; ++g)
-            gp = gp * theta[m->gam_param[g]];
-        S->shape[sb] = sh;
-        S->gprod[sb] = gp;
-        nuk[i] += s * gp * sh;
+        double p = 1.0;
+        for (g = m->sb_gam_ptr[sb0 + i]; g < m->sb_gam_ptr[sb0 + i + 1]; ++g)
+            p = p * theta[m->gam_param[g]];
+        gp[i] = p;
+        nuk[i] += s * p * sh[i];
     }
 }
 
@@ -522,35 +600,42 @@ NS_CPU_HOT void ns_cpu_forward(const ns_model_t *m, const double *NS_RESTRICT th
 /* ---- backward pass ---------------------------------------------------------------------- */
 
 /* The backward pass of block k the general way, from S->nu = dNLL/dnu: gamma and histosys
- * gradients into grad; returns dNLL/dS_k. */
-NS_CPU_COLD double ns_cpu_backward_general(const ns_model_t *m, const double *theta,
+ * gradients into grad; returns dNLL/dS_k. Each histosys parameter's gradient is summed over
+ * the entries in entry order, as one modifier's loop (a block has each parameter once). */
+NS_CPU_HOT double ns_cpu_backward_general(const ns_model_t *m, const double *theta,
                                            const ns_cpu_scratch_t *S, ptrdiff_t k, double s,
                                            double *grad)
 {
     const ns_block_t *B = m->blk + k;
     const ptrdiff_t nb = B->len, sb0 = B->sb0;
     const double *wk = S->nu + B->bin0;
+    const double *sh = S->shape + sb0, *gp = S->gprod + sb0;
     const int *gam_param = m->gam_param;
     double a_blk = 0.0;
     ptrdiff_t i, g, g2, h;
     for (i = 0; i < nb; ++i) {
         const ptrdiff_t sb = sb0 + i, g0 = m->sb_gam_ptr[sb], g1 = m->sb_gam_ptr[sb + 1];
-        const double w = wk[i], sh = S->shape[sb], gp = S->gprod[sb], ws = w * s;
-        a_blk += w * gp * sh;
+        const double w = wk[i], ws = w * s;
+        a_blk += w * gp[i] * sh[i];
         if (g1 - g0 == 1) {
-            grad[gam_param[g0]] += ws * sh;
+            grad[gam_param[g0]] += ws * sh[i];
         } else {
             /* products of the other gammas, without dividing (a gamma may be 0) */
             for (g = g0; g < g1; ++g) {
-                double others = ws * sh;
+                double others = ws * sh[i];
                 for (g2 = g0; g2 < g1; ++g2)
                     if (g2 != g)
                         others = others * theta[gam_param[g2]];
                 grad[gam_param[g]] += others;
             }
         }
-        for (h = B->hs0; h < B->hs1; ++h)
-            grad[m->hs_param[h]] += ws * gp * S->hsd[m->hs_off[h] + i];
+    }
+    for (h = B->hs0; h < B->hs1; ++h) {
+        const double *hsd = S->hsd + m->hs_off[h];
+        double acc = grad[m->hs_param[h]];
+        for (i = 0; i < nb; ++i)
+            acc += wk[i] * s * gp[i] * hsd[i];
+        grad[m->hs_param[h]] = acc;
     }
     return a_blk;
 }

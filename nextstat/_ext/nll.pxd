@@ -51,6 +51,9 @@ cdef extern from "histfactory_math.h" nogil:
         int n_p_run
         const int* g_run
         const int* p_run
+        double* fac_pre
+        double* hs_dp
+        double* hs_dm
 
 
 cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,

@@ -59,6 +59,8 @@ cdef extern from "histfactory_math.h" nogil:
                       double* scratch)
     int NS_GAM_NONE
     int NS_GAM_GENERAL
+    int NS_PRE
+    void ns_cpu_model_constants(NsModel* m)
 
 
 cdef void ns_expected_main(const NsModel* m, const double* theta, double* nu,
@@ -298,6 +300,13 @@ cdef class CompiledModel:
         self.c.g_run = _iptr(t["g_run"])
         self.c.n_p_run = t["p_run"].shape[0] - 1
         self.c.p_run = _iptr(t["p_run"])
+        t["fac_pre"] = np.empty(NS_PRE * self.c.n_fac)
+        t["hs_dp"] = np.empty(self.c.n_hs_data)
+        t["hs_dm"] = np.empty(self.c.n_hs_data)
+        self.c.fac_pre = <double*> _dptr(t["fac_pre"])
+        self.c.hs_dp = <double*> _dptr(t["hs_dp"])
+        self.c.hs_dm = <double*> _dptr(t["hs_dm"])
+        ns_cpu_model_constants(&self.c)
         self.c.scratch_size = ns_cpu_scratch_size(&self.c)
         self.n_par = self.c.n_par
         self.n_bins = self.c.n_bins
