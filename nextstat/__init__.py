@@ -25,9 +25,23 @@ from .infer.scan import ProfileCI, ProfileScanResult, profile_ci, profile_scan
 from .infer.significance import SignificanceResult, significance
 from .infer.toys import ToyFitResult, ToyHypotestResult, fit_toys, hypotest_toys
 from .infer.yields import YieldsResult, yields
+from .io.arrow import from_arrow, from_parquet, to_arrow
+from .io.histfactory_xml import from_xml, to_xml
+from .io.hs3 import from_hs3, to_hs3
 from .io.load import load
 from .io.pyhf import from_pyhf
+from .model import simplemodels
 from .model.histfactory import HistFactoryModel
+from .model.workspace_ops import (
+    PatchSet,
+    apply_patch,
+    combine,
+    digest,
+    list_patches,
+    prune,
+    rename,
+    sorted_workspace,
+)
 from .sysinfo import openmp_enabled, show_versions
 
 __all__ = [
@@ -35,6 +49,22 @@ __all__ = [
     "errors",
     "from_pyhf",
     "load",
+    "from_hs3",
+    "to_hs3",
+    "from_xml",
+    "to_xml",
+    "from_arrow",
+    "from_parquet",
+    "to_arrow",
+    "combine",
+    "prune",
+    "rename",
+    "sorted_workspace",
+    "digest",
+    "PatchSet",
+    "apply_patch",
+    "list_patches",
+    "simplemodels",
     "fit",
     "hypotest",
     "HypotestResult",

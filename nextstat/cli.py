@@ -811,15 +811,18 @@ def hypotest_toys_cmd(input_path, measurement, interpolation, output, threads, m
     _emit(out, output)
 
 
-from nextstat._cli import register_all  # noqa: E402  (after the shared helpers it uses)
-
-register_all(cli)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``nextstat`` script."""
     cli.main(args=argv, prog_name="nextstat")
 
 
 if __name__ == "__main__":
-    main()
+    # ``python -m nextstat.cli``: run the group of the imported module, where the commands
+    # of nextstat/_cli/ registered themselves (they import nextstat.cli, not __main__).
+    from nextstat.cli import main as _main
+
+    _main()
+else:
+    from nextstat._cli import register_all
+
+    register_all(cli)
