@@ -31,6 +31,7 @@ from .io.hs3 import from_hs3, to_hs3
 from .io.load import load
 from .io.pyhf import from_pyhf
 from .model import simplemodels
+from .ntuple.builder import NtupleWorkspaceBuilder
 from .model.histfactory import HistFactoryModel
 from .model.workspace_ops import (
     PatchSet,
@@ -65,6 +66,7 @@ __all__ = [
     "apply_patch",
     "list_patches",
     "simplemodels",
+    "NtupleWorkspaceBuilder",
     "fit",
     "hypotest",
     "HypotestResult",
