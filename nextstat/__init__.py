@@ -23,7 +23,15 @@ from .infer.ranking import (
 )
 from .infer.scan import ProfileCI, ProfileScanResult, profile_ci, profile_scan
 from .infer.significance import SignificanceResult, significance
-from .infer.toys import ToyFitResult, ToyHypotestResult, fit_toys, hypotest_toys
+from .infer.toys import (
+    ToyFitResult,
+    ToyHypotestResult,
+    fit_toys,
+    hypotest_toys,
+    load_toys,
+    merge_toys,
+    save_toys,
+)
 from .infer.yields import YieldsResult, yields
 from .io.arrow import from_arrow, from_parquet, to_arrow
 from .io.histfactory_xml import from_xml, to_xml
@@ -31,7 +39,6 @@ from .io.hs3 import from_hs3, to_hs3
 from .io.load import load
 from .io.pyhf import from_pyhf
 from .model import simplemodels
-from .ntuple.builder import NtupleWorkspaceBuilder
 from .model.histfactory import HistFactoryModel
 from .model.workspace_ops import (
     PatchSet,
@@ -43,6 +50,7 @@ from .model.workspace_ops import (
     rename,
     sorted_workspace,
 )
+from .ntuple.builder import NtupleWorkspaceBuilder
 from .sysinfo import openmp_enabled, show_versions
 
 __all__ = [
@@ -85,6 +93,9 @@ __all__ = [
     "ToyHypotestResult",
     "fit_toys",
     "ToyFitResult",
+    "merge_toys",
+    "save_toys",
+    "load_toys",
     "goodness_of_fit",
     "GofResult",
     "ranking",

@@ -739,6 +739,7 @@ _PLOTS = {
     "ranking": "plot_ranking",
     "corr": "plot_corr",
     "yields": "plot_yields",
+    "toys": "plot_toys",
 }
 
 
@@ -746,7 +747,7 @@ _PLOTS = {
 @click.argument("kind", type=click.Choice(sorted(_PLOTS)))
 @click.option("-i", "--input", "input_path", metavar="RESULT.json", required=True,
               help="JSON written by the matching command (upper-limit, scan, pulls, "
-              "ranking, fit for corr, yields).")
+              "ranking, fit for corr, yields); for toys the .npz/.parquet of --save-toys.")
 @click.option("-o", "--output", metavar="FILE", required=True,
               help="Image file; the suffix picks the format (.png, .pdf, .svg).")
 def plot(kind, input_path, output) -> None:
@@ -756,13 +757,19 @@ def plot(kind, input_path, output) -> None:
     Example:
       nextstat scan -i ws.json -o scan.json && nextstat plot profile -i scan.json -o scan.pdf
     """
-    try:
-        payload = json.loads(Path(input_path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{input_path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    from nextstat.viz import plots
+    if kind == "toys" and Path(input_path).suffix in (".npz", ".parquet"):
+        from nextstat.infer.toys import load_toys
 
-    draw = getattr(plots, _PLOTS[kind])
+        payload = load_toys(input_path)
+    else:
+        try:
+            payload = json.loads(Path(input_path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UserError(
+                f"{input_path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    import nextstat.viz
+
+    draw = getattr(nextstat.viz, _PLOTS[kind])
 
     def drawn():
         try:
@@ -788,27 +795,82 @@ def plot(kind, input_path, output) -> None:
 @click.option("--expected-set", is_flag=True, help="Also compute the expected CLs band.")
 @click.option("--fixed-aux", is_flag=True,
               help="Keep auxiliary data at their observed values in the toys.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Run only shard I of N (0-based) of the toys; combine with merge-toys.")
+@click.option("--save-toys", "save_path", default=None, metavar="FILE",
+              help="Save the per-toy test statistics (.npz or .parquet) for merge-toys "
+              "and plot toys.")
+@plot_option
 def hypotest_toys_cmd(input_path, measurement, interpolation, output, threads, mu, test_stat,
-                      n_toys, seed, expected_set, fixed_aux) -> None:
+                      n_toys, seed, expected_set, fixed_aux, shard, save_path,
+                      plot_path) -> None:
     """Toy-based CLs of --mu (pyhf's ToyCalculator): CLs, CLs+b, CLb with Monte-Carlo
     errors, q_obs, failed and non-converged toy fits; --expected-set adds the band.
+
+    A run split with --shard I/N over N jobs (same --seed and --n-toys) and put back
+    together with 'nextstat merge-toys' gives the result of one run.
 
     \b
     Example:
       nextstat hypotest-toys -i nextstat/examples/simple_workspace.json --mu 1 --n-toys 2000
+      nextstat hypotest-toys -i ws.json --mu 1 --shard 0/4 --save-toys part0.npz
     """
     import nextstat
 
     _set_threads(nextstat, threads)
+    parsed = _parse_shard(shard)
     model = _load_model(input_path, measurement, interpolation).model
     res = nextstat.hypotest_toys(mu, model, n_toys=n_toys, seed=seed, test_stat=test_stat,
                                  return_expected_set=expected_set, fixed_aux=fixed_aux,
-                                 progress=_Progress("toys"), return_result=True)
+                                 progress=_Progress("toys"), return_result=True,
+                                 shard=parsed)
+    _emit_toys(res, output, expected_set, save_path, plot_path)
+
+
+def _parse_shard(text: str | None):
+    if text is None:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise UserError(f"--shard {text}: need N >= 1 and 0 <= I < N")
+    return i, n
+
+
+def _emit_toys(res, output, expected_set, save_path, plot_path) -> None:
     out = res.to_dict()
     if not expected_set:
         for k in ("cls_exp", "clsb_exp", "clb_exp"):
             out.pop(k, None)
     _emit(out, output)
+    if save_path:
+        res.save(save_path)
+    if plot_path:
+        from nextstat.viz import toys as toy_plots
+
+        _save_plot(lambda: toy_plots.plot_toys(res), plot_path)
+
+
+@cli.command("merge-toys", short_help="Combine toy shards into the result of one run.")
+@click.argument("files", nargs=-1, required=True, metavar="FILES...")
+@output_option
+@click.option("--save-toys", "save_path", default=None, metavar="FILE",
+              help="Also save the merged per-toy test statistics (.npz or .parquet).")
+@plot_option
+def merge_toys_cmd(files, output, save_path, plot_path) -> None:
+    """Merge files written by 'hypotest-toys --shard I/N --save-toys FILE' (all N
+    shards of one run, any order) and print the combined result with its expected set.
+
+    \b
+    Example:
+      nextstat merge-toys part0.npz part1.npz part2.npz part3.npz -o toys.json
+    """
+    from nextstat.infer.toys import load_toys, merge_toys
+
+    res = merge_toys(load_toys(f) for f in files)
+    _emit_toys(res, output, True, save_path, plot_path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,13 +29,14 @@ that ends without meeting the convergence test is kept and counted in ``n_noncon
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from .._config import get_threads
 from .._ext import toys as _toys
 from ..errors import InvalidParameters
+from .asymptotics import AsymptoticCalculator
 from .mle import ACCEPT_PGTOL, MAX_ITER, MAX_RESTARTS, PGTOL
 from .profile import ProfileLikelihood
 
@@ -44,10 +45,15 @@ __all__ = [
     "ToyFitResult",
     "generate_toys",
     "hypotest_toys",
+    "merge_toys",
+    "save_toys",
+    "load_toys",
     "fit_toys",
     "EXPECTED_PERCENTILES",
 ]
 
+#: The per-toy arrays of a :class:`ToyHypotestResult` (q: NaN where a fit failed).
+SAMPLE_FIELDS = ("q_sb", "q_b", "nonconv_sb", "nonconv_b")
 #: pyhf's percentiles of the expected set (-2 ... +2 sigma of a standard normal).
 EXPECTED_PERCENTILES = (2.27501319, 15.86552539, 50.0, 84.13447461, 97.72498681)
 _CHUNK = 2048
@@ -215,17 +221,33 @@ class ToyHypotestResult:
     clb_exp: list = field(default_factory=list)
     mean_iterations: float = math.nan
     n_fits: int = 0
+    n_iterations: int = 0
+    q_asimov: float = math.nan
+    cls_asymptotic: float = math.nan
+    n_toys_requested: dict = field(default_factory=dict)
+    toy_range: dict = field(default_factory=dict)
+    shard: list | None = None
     q_sb: np.ndarray | None = None
     q_b: np.ndarray | None = None
+    nonconv_sb: np.ndarray | None = None
+    nonconv_b: np.ndarray | None = None
 
     def to_dict(self, include_samples: bool = False) -> dict:
-        """Plain Python data (the toy test statistics only if ``include_samples``)."""
+        """Plain Python data (the per-toy arrays only if ``include_samples``)."""
         d = asdict(self)
-        for k in ("q_sb", "q_b"):
-            d[k] = d[k].tolist() if include_samples and d[k] is not None else None
-            if not include_samples:
+        for k in SAMPLE_FIELDS:
+            if include_samples and d[k] is not None:
+                d[k] = d[k].tolist()
+            else:
                 d.pop(k)
         return d
+
+    def save(self, path) -> None:
+        """Write the toy distributions and the metadata to ``.npz`` or ``.parquet``.
+
+        See :func:`save_toys`.
+        """
+        save_toys(self, path)
 
 
 def _tail(samples_sorted: np.ndarray, values) -> np.ndarray:
@@ -234,11 +256,13 @@ def _tail(samples_sorted: np.ndarray, values) -> np.ndarray:
     return (n - np.searchsorted(samples_sorted, values, side="left")) / n
 
 
-def _run_toys(prof, x_gen, mu, n_toys, seed, hyp, fixed_aux, test_stat, n_threads,
+def _run_toys(prof, x_gen, mu, start, stop, seed, hyp, fixed_aux, test_stat, n_threads,
               progress, done, total):
-    qs, fails, nonconvs, iters = [], [], [], []
-    for s in range(0, n_toys, _CHUNK):
-        b = min(_CHUNK, n_toys - s)
+    """Test statistics of toys ``start .. stop - 1`` of hypothesis ``hyp``."""
+    qs, fails, nonconvs = [], [], []
+    n_iter = n_fit = 0
+    for s in range(start, stop, _CHUNK):
+        b = min(_CHUNK, stop - s)
         mains, auxs, consts = generate_toys(prof.model, x_gen, b, seed, hypothesis=hyp,
                                             fixed_aux=fixed_aux, start=s)
         q, f, nc, it, nfit = _test_stats(prof, mains, auxs, consts, x_gen, mu, test_stat,
@@ -246,15 +270,80 @@ def _run_toys(prof, x_gen, mu, n_toys, seed, hyp, fixed_aux, test_stat, n_thread
         qs.append(q)
         fails.append(f)
         nonconvs.append(nc)
-        iters.append((it, nfit))
+        n_iter += it
+        n_fit += nfit
         done += b
         if progress is not None:
             progress(done, total)
+
     def cat(a, dt):
         return np.concatenate(a) if a else np.empty(0, dtype=dt)
 
-    return (cat(qs, float), cat(fails, bool), cat(nonconvs, bool),
-            (sum(i for i, _ in iters), sum(n for _, n in iters)), done)
+    return cat(qs, float), cat(nonconvs, bool), n_iter, n_fit, done
+
+
+def _shard_range(n: int, shard) -> tuple[int, int]:
+    """Toy indices ``[start, stop)`` of shard ``i`` of ``k`` among ``n`` toys."""
+    if shard is None:
+        return 0, n
+    i, k = shard
+    return n * i // k, n * (i + 1) // k
+
+
+def _check_shard(shard):
+    if shard is None:
+        return None
+    try:
+        i, k = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        raise InvalidParameters(f"shard must be a pair (i, n), got {shard!r}") from None
+    if k < 1 or not 0 <= i < k:
+        raise InvalidParameters(f"shard ({i}, {k}): need n >= 1 and 0 <= i < n")
+    return i, k
+
+
+def _summarise(meta: dict, q_sb, nc_sb, q_b, nc_b, n_iter: int, n_fits: int,
+               want_expected: bool) -> ToyHypotestResult:
+    """CLs, CLs+b, CLb, their Monte-Carlo errors and the expected set from the toys."""
+    q_obs = meta["q_obs"]
+    f_sb, f_b = np.isnan(q_sb), np.isnan(q_b)
+    sb = np.sort(q_sb[~f_sb])
+    bb = np.sort(q_b[~f_b])
+    if sb.size == 0 or bb.size == 0:
+        nan = math.nan
+        clsb = clb = cls = clsb_err = clb_err = cls_err = nan
+    else:
+        clsb = float(_tail(sb, q_obs))
+        clb = float(_tail(bb, q_obs))
+        clsb_err = math.sqrt(clsb * (1.0 - clsb) / sb.size)
+        clb_err = math.sqrt(clb * (1.0 - clb) / bb.size)
+        cls = clsb / clb if clb > 0 else math.nan
+        if clb > 0 and clsb > 0:
+            cls_err = cls * math.sqrt((clsb_err / clsb) ** 2 + (clb_err / clb) ** 2)
+        elif clb > 0:
+            cls_err = 0.0
+        else:
+            cls_err = math.nan
+    cls_exp = clsb_exp = clb_exp = []
+    if want_expected and sb.size and bb.size:
+        p_sb = _tail(sb, bb)
+        p_b = _tail(bb, bb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_s = p_sb / p_b
+        band = np.percentile(np.stack([p_sb, p_b, p_s], axis=1),
+                             EXPECTED_PERCENTILES, axis=0).T
+        clsb_exp, clb_exp, cls_exp = band[0].tolist(), band[1].tolist(), band[2].tolist()
+    return ToyHypotestResult(
+        **meta, cls=cls, clsb=clsb, clb=clb, cls_err=cls_err, clsb_err=clsb_err,
+        clb_err=clb_err,
+        n_toys={"sb": int(sb.size), "b": int(bb.size)},
+        n_failed={"sb": int(f_sb.sum()), "b": int(f_b.sum())},
+        n_nonconverged={"sb": int(nc_sb.sum()), "b": int(nc_b.sum())},
+        cls_exp=cls_exp, clsb_exp=clsb_exp, clb_exp=clb_exp,
+        mean_iterations=n_iter / n_fits if n_fits else math.nan,
+        n_fits=int(n_fits), n_iterations=int(n_iter),
+        q_sb=q_sb, q_b=q_b, nonconv_sb=nc_sb, nonconv_b=nc_b,
+    )
 
 
 def hypotest_toys(
@@ -271,6 +360,7 @@ def hypotest_toys(
     fixed_aux: bool = False,
     progress=None,
     return_result: bool = False,
+    shard=None,
     init=None,
     fixed=None,
     bounds=None,
@@ -300,7 +390,12 @@ def hypotest_toys(
     progress : callable, optional
         ``progress(done, total)`` after each batch of toys.
     return_result : bool
-        Return the full :class:`ToyHypotestResult`.
+        Return the full :class:`ToyHypotestResult` (with the per-toy test statistics,
+        the asymptotic ``q_asimov`` and CLs for comparison).
+    shard : (int, int), optional
+        ``(i, n)``: run only shard ``i`` of ``n`` of the toys of each hypothesis (a
+        contiguous range of toy indices, the same toys a full run draws there); combine
+        the shards with :func:`merge_toys`.
     init, fixed, bounds, mode : optional
         As in :func:`nextstat.fit`.
 
@@ -318,6 +413,7 @@ def hypotest_toys(
         n_sb = n_b = int(n_toys)
     if n_sb < 1 or n_b < 1:
         raise InvalidParameters("n_toys must be >= 1")
+    shard = _check_shard(shard)
     mu = float(mu)
     n_threads = int(n_threads or get_threads())
     prof = ProfileLikelihood(model, data, init=init, fixed=fixed, bounds=bounds, mode=mode)
@@ -328,60 +424,209 @@ def hypotest_toys(
     q_obs = max(2.0 * (cond.nll - free.nll), 0.0)
     if mu_hat > mu:
         q_obs = 0.0
+    asy = AsymptoticCalculator(prof, test_stat).hypotest(mu)
     bkg = prof.fixed_poi_fit(0.0, x0=free.x) if mu != 0.0 else cond
-    total = n_sb + n_b
-    q_sb, f_sb, nc_sb, it_sb, done = _run_toys(prof, cond.x, mu, n_sb, seed, _HYP_SB,
-                                               fixed_aux, test_stat, n_threads, progress,
-                                               0, total)
-    q_b, f_b, nc_b, it_b, _ = _run_toys(prof, bkg.x, mu, n_b, seed, _HYP_B, fixed_aux,
-                                        test_stat, n_threads, progress, done, total)
-    sb = np.sort(q_sb[~f_sb])
-    bb = np.sort(q_b[~f_b])
-    if sb.size == 0 or bb.size == 0:
-        nan = math.nan
-        clsb = clb = cls = clsb_err = clb_err = cls_err = nan
-    else:
-        clsb = float(_tail(sb, q_obs))
-        clb = float(_tail(bb, q_obs))
-        clsb_err = math.sqrt(clsb * (1.0 - clsb) / sb.size)
-        clb_err = math.sqrt(clb * (1.0 - clb) / bb.size)
-        cls = clsb / clb if clb > 0 else math.nan
-        if clb > 0 and clsb > 0:
-            cls_err = cls * math.sqrt((clsb_err / clsb) ** 2 + (clb_err / clb) ** 2)
-        elif clb > 0:
-            cls_err = 0.0
-        else:
-            cls_err = math.nan
-    cls_exp = clsb_exp = clb_exp = []
-    if return_expected_set or return_result:
-        if sb.size and bb.size:
-            p_sb = _tail(sb, bb)
-            p_b = _tail(bb, bb)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                p_s = p_sb / p_b
-            band = np.percentile(np.stack([p_sb, p_b, p_s], axis=1),
-                                 EXPECTED_PERCENTILES, axis=0).T
-            clsb_exp, clb_exp, cls_exp = (band[0].tolist(), band[1].tolist(),
-                                          band[2].tolist())
-    n_fits = it_sb[1] + it_b[1]
-    res = ToyHypotestResult(
-        mu_test=mu, test_stat=test_stat, cls=cls, clsb=clsb, clb=clb, cls_err=cls_err,
-        clsb_err=clsb_err, clb_err=clb_err, q_obs=float(q_obs), mu_hat=mu_hat,
-        n_toys={"sb": int(sb.size), "b": int(bb.size)},
-        n_failed={"sb": int(f_sb.sum()), "b": int(f_b.sum())},
-        n_nonconverged={"sb": int(nc_sb.sum()), "b": int(nc_b.sum())},
-        seed=int(seed), fixed_aux=bool(fixed_aux), cls_exp=cls_exp, clsb_exp=clsb_exp,
-        clb_exp=clb_exp, mean_iterations=(it_sb[0] + it_b[0]) / n_fits if n_fits else math.nan,
-        n_fits=int(n_fits), q_sb=q_sb, q_b=q_b,
+    r_sb, r_b = _shard_range(n_sb, shard), _shard_range(n_b, shard)
+    total = (r_sb[1] - r_sb[0]) + (r_b[1] - r_b[0])
+    q_sb, nc_sb, it_sb, nf_sb, done = _run_toys(prof, cond.x, mu, *r_sb, seed, _HYP_SB,
+                                                fixed_aux, test_stat, n_threads, progress,
+                                                0, total)
+    q_b, nc_b, it_b, nf_b, _ = _run_toys(prof, bkg.x, mu, *r_b, seed, _HYP_B, fixed_aux,
+                                         test_stat, n_threads, progress, done, total)
+    meta = dict(
+        mu_test=mu, test_stat=test_stat, q_obs=float(q_obs), mu_hat=mu_hat, seed=int(seed),
+        fixed_aux=bool(fixed_aux), q_asimov=float(asy.q_asimov),
+        cls_asymptotic=float(asy.cls), n_toys_requested={"sb": n_sb, "b": n_b},
+        toy_range={"sb": list(r_sb), "b": list(r_b)},
+        shard=None if shard is None else list(shard),
     )
+    res = _summarise(meta, q_sb, nc_sb, q_b, nc_b, it_sb + it_b, nf_sb + nf_b,
+                     return_expected_set or return_result)
     if return_result:
         return res
-    out = [cls]
+    out = [res.cls]
     if return_tail_probs:
-        out.append([clsb, clb])
+        out.append([res.clsb, res.clb])
     if return_expected_set:
-        out.append(list(cls_exp))
+        out.append(list(res.cls_exp))
     return out[0] if len(out) == 1 else tuple(out)
+
+
+#: Metadata that every shard of one toy run must share (merge_toys checks them).
+_RUN_KEYS = ("mu_test", "test_stat", "seed", "fixed_aux", "n_toys_requested")
+#: Relative agreement required of the shards' observed test statistics and fits: each
+#: shard repeats the same deterministic fits to the observed data, so they agree to the
+#: last bits; a larger difference means the shards ran on different inputs.
+_SHARD_RTOL = 1e-9
+
+
+def merge_toys(results) -> ToyHypotestResult:
+    """Combine the shards of one toy run (``hypotest_toys(..., shard=(i, n))``).
+
+    The merged result is the one a single run with all the toys gives: the per-toy
+    test statistics are put back in toy order and CLs, CLs+b, CLb, their errors and the
+    expected set are computed from them.
+
+    Parameters
+    ----------
+    results : iterable of ToyHypotestResult
+        Shards (or files loaded with :func:`load_toys`) with their per-toy arrays, in any
+        order. Together they must cover every toy index of both hypotheses exactly once.
+
+    Returns
+    -------
+    ToyHypotestResult
+        ``shard`` is None; the expected set is always filled.
+
+    Raises
+    ------
+    nextstat.errors.InvalidParameters
+        Shards of different runs (mu, test statistic, seed, aux policy, toy counts, or
+        observed test statistic differ), shards without their per-toy arrays, and toy
+        ranges that overlap or leave gaps (the message lists them).
+    """
+    parts = list(results)
+    if not parts:
+        raise InvalidParameters("merge_toys needs at least one result")
+    first = parts[0]
+    for k, r in enumerate(parts):
+        if r.q_sb is None or r.q_b is None:
+            raise InvalidParameters(f"result {k} has no per-toy test statistics")
+        for key in _RUN_KEYS:
+            if getattr(r, key) != getattr(first, key):
+                raise InvalidParameters(
+                    f"result {k} is from another run: {key} = {getattr(r, key)!r}, "
+                    f"result 0 has {getattr(first, key)!r}")
+        for key in ("q_obs", "mu_hat"):
+            a, b = getattr(r, key), getattr(first, key)
+            if not math.isclose(a, b, rel_tol=_SHARD_RTOL, abs_tol=_SHARD_RTOL):
+                raise InvalidParameters(
+                    f"result {k} has {key} = {a!r}, result 0 has {b!r}: not the same data")
+    arrays = {}
+    for hyp in ("sb", "b"):
+        n = int(first.n_toys_requested[hyp])
+        ranges = sorted(((int(r.toy_range[hyp][0]), int(r.toy_range[hyp][1]), k)
+                         for k, r in enumerate(parts)))
+        pos, problems = 0, []
+        for lo, hi, k in ranges:
+            if lo > pos:
+                problems.append(f"toys {pos}..{lo - 1} missing")
+            elif lo < pos:
+                problems.append(f"toys {lo}..{min(hi, pos) - 1} twice (result {k})")
+            pos = max(pos, hi)
+        if pos < n:
+            problems.append(f"toys {pos}..{n - 1} missing")
+        if problems:
+            raise InvalidParameters(f"{hyp} toys of {n}: " + "; ".join(problems))
+        order = [k for _, _, k in ranges]
+        arrays[hyp] = (np.concatenate([getattr(parts[k], f"q_{hyp}") for k in order]),
+                       np.concatenate([_nonconv(parts[k], hyp) for k in order]))
+    meta = {key: getattr(first, key) for key in (
+        "mu_test", "test_stat", "q_obs", "mu_hat", "seed", "fixed_aux", "q_asimov",
+        "cls_asymptotic", "n_toys_requested")}
+    meta["toy_range"] = {h: [0, int(first.n_toys_requested[h])] for h in ("sb", "b")}
+    meta["shard"] = None
+    return _summarise(meta, *arrays["sb"], *arrays["b"],
+                      sum(r.n_iterations for r in parts), sum(r.n_fits for r in parts),
+                      True)
+
+
+def _nonconv(r: ToyHypotestResult, hyp: str) -> np.ndarray:
+    arr = getattr(r, f"nonconv_{hyp}")
+    return np.zeros(getattr(r, f"q_{hyp}").size, dtype=bool) if arr is None else arr
+
+
+def save_toys(result: ToyHypotestResult, path) -> None:
+    """Write a toy run's per-toy test statistics and metadata.
+
+    ``.npz``: arrays ``q_sb``, ``q_b``, ``nonconv_sb``, ``nonconv_b`` and ``meta`` (the
+    JSON of :meth:`ToyHypotestResult.to_dict`). ``.parquet`` (needs pyarrow): one row per
+    toy with columns ``hypothesis`` ("sb"/"b"), ``toy`` (the toy index of its stream),
+    ``q`` (NaN: a failed fit) and ``nonconverged``; the metadata JSON is in the schema
+    metadata under ``nextstat``.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if result.q_sb is None or result.q_b is None:
+        raise InvalidParameters("this result has no per-toy test statistics to save")
+    meta = json.dumps(_json_meta(result))
+    if path.suffix == ".npz":
+        np.savez_compressed(path, q_sb=result.q_sb, q_b=result.q_b,
+                            nonconv_sb=_nonconv(result, "sb"), nonconv_b=_nonconv(result, "b"),
+                            meta=np.array(meta))
+    elif path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        hyp, toy, q, nc = [], [], [], []
+        for h in ("sb", "b"):
+            arr = getattr(result, f"q_{h}")
+            lo = int(result.toy_range[h][0])
+            hyp += [h] * arr.size
+            toy.append(np.arange(lo, lo + arr.size, dtype=np.int64))
+            q.append(arr)
+            nc.append(_nonconv(result, h))
+        table = pa.table({"hypothesis": pa.array(hyp, pa.string()),
+                          "toy": np.concatenate(toy), "q": np.concatenate(q),
+                          "nonconverged": np.concatenate(nc)})
+        pq.write_table(table.replace_schema_metadata({"nextstat": meta}), path)
+    else:
+        raise InvalidParameters(f"toy files are .npz or .parquet, not {path.name!r}")
+
+
+def _json_meta(result: ToyHypotestResult) -> dict:
+    from ._json import to_json_data
+
+    return to_json_data(result.to_dict())
+
+
+def load_toys(path) -> ToyHypotestResult:
+    """Read a file written by :func:`save_toys` (``.npz`` or ``.parquet``)."""
+    import json
+    from pathlib import Path
+
+    from ..errors import InvalidFormat
+
+    path = Path(path)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                arrays = {k: np.array(z[k]) for k in SAMPLE_FIELDS}
+        elif path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            raw = (table.schema.metadata or {}).get(b"nextstat")
+            if raw is None:
+                raise InvalidFormat("no nextstat toy metadata in the Parquet schema", str(path))
+            meta = json.loads(raw)
+            hyp = np.asarray(table.column("hypothesis").to_pylist())
+            toy = table.column("toy").to_numpy()
+            q = table.column("q").to_numpy().astype(float)
+            nc = table.column("nonconverged").to_numpy(zero_copy_only=False).astype(bool)
+            arrays = {}
+            for h in ("sb", "b"):
+                sel = np.flatnonzero(hyp == h)
+                sel = sel[np.argsort(toy[sel], kind="stable")]
+                arrays[f"q_{h}"], arrays[f"nonconv_{h}"] = q[sel], nc[sel]
+        else:
+            raise InvalidFormat("toy files are .npz or .parquet", str(path))
+    except FileNotFoundError:
+        raise InvalidFormat("no such file", str(path)) from None
+    except (KeyError, ValueError, OSError) as exc:
+        if isinstance(exc, InvalidFormat):
+            raise
+        raise InvalidFormat(f"not a nextstat toy file ({exc})", str(path)) from None
+    known = {f.name for f in fields(ToyHypotestResult)}
+    kwargs = {k: v for k, v in meta.items() if k in known and k not in SAMPLE_FIELDS}
+    for k in ("cls", "clsb", "clb", "cls_err", "clsb_err", "clb_err", "q_asimov",
+              "cls_asymptotic", "mean_iterations"):
+        if kwargs.get(k) is None:
+            kwargs[k] = math.nan
+    return ToyHypotestResult(**kwargs, **arrays)
 
 
 @dataclass

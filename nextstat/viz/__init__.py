@@ -20,6 +20,7 @@ from .plots import (
     plot_yields,
     save,
 )
+from .toys import plot_toys
 
 __all__ = [
     "plot_brazil",
@@ -28,6 +29,7 @@ __all__ = [
     "plot_profile",
     "plot_pulls",
     "plot_ranking",
+    "plot_toys",
     "plot_yields",
     "save",
 ]
