@@ -426,7 +426,7 @@ cdef bint _cauchy(LbfgsbState* st) noexcept nogil:
     cdef int* heap = st.heap
     cdef double theta = st.theta
     cdef double gi, ti, dd = 0.0, gd, dz = 0.0, f1, f2, f2_org, dtm, dt, t_old = 0.0
-    cdef double pmp = 0.0, cmp = 0.0, gb, bound
+    cdef double pmp = 0.0, cmp = 0.0, gb, bound, t_min = INFINITY
     for i in range(n):
         xcp[i] = x[i]
         gi = g[i]
@@ -445,6 +445,8 @@ cdef bint _cauchy(LbfgsbState* st) noexcept nogil:
                 t[i] = ti
                 heap[nb] = i
                 nb += 1
+                if ti < t_min:
+                    t_min = ti
         else:
             d[i] = 0.0
     for k in range(kd):
@@ -468,7 +470,12 @@ cdef bint _cauchy(LbfgsbState* st) noexcept nogil:
     if not f2_org > 0.0:
         return False
     dtm = -f1 / f2
-    _heapify(heap, nb, t)
+    # The usual case: the model's minimum along the path comes before the first breakpoint,
+    # and the heap (O(n) to build) is not needed.
+    if dtm < t_min:
+        nb = 0
+    else:
+        _heapify(heap, nb, t)
     while nb > 0:
         b = heap[0]
         dt = t[b] - t_old

@@ -162,7 +162,8 @@ def _test_stats(prof: ProfileLikelihood, mains, auxs, constants, x_gen, mu, test
     # Variable scales from the Fisher diagonal at each fit's own start point (a shared
     # scale from the generating point cost ~20% more iterations on the benchmark model).
     kw = dict(kahan=kahan, n_threads=n_threads, max_iter=MAX_ITER, pgtol=PGTOL,
-              max_restarts=MAX_RESTARTS, accept_pgtol=ACCEPT_PGTOL, m=TOY_LBFGS_M)
+              max_restarts=MAX_RESTARTS, accept_pgtol=ACCEPT_PGTOL, m=TOY_LBFGS_M,
+              local=prof.model.layout.local_params)
     x_free, nll_free, _, it_f, conv_f = _toys.fit_batch(
         cm, mains, auxs, constants, x_gen, prof.lower, prof.upper, **kw)
     lower = prof.lower.copy()
@@ -707,7 +708,8 @@ def fit_toys(model, params=None, n_toys: int = 1000, seed: int = 0, *,
     x, nll, status, n_iter, conv = _toys.fit_batch(
         model.compiled, mains, auxs, consts, x_gen, prof.lower, prof.upper,
         kahan=prof.kahan, n_threads=n_threads, max_iter=MAX_ITER, pgtol=PGTOL,
-        max_restarts=MAX_RESTARTS, accept_pgtol=ACCEPT_PGTOL, m=TOY_LBFGS_M)
+        max_restarts=MAX_RESTARTS, accept_pgtol=ACCEPT_PGTOL, m=TOY_LBFGS_M,
+        local=model.layout.local_params)
     failed = ~np.isfinite(nll)
     poi = prof.poi
     ok = ~failed
