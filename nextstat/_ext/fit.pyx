@@ -21,18 +21,7 @@ from nextstat._ext.lbfgsb cimport (
 from nextstat._ext.nll cimport CompiledModel, NsModel, ns_fisher_diag, ns_nll
 
 
-cdef struct NllContext:
-    const NsModel* model
-    const double* main
-    const double* aux
-    double constant
-    bint kahan
-    double* scratch
-    const double* scale
-    double* xbuf
-
-
-cdef double _nll_objective(const double* y, double* grad, void* ctx) noexcept nogil:
+cdef double nll_objective(const double* y, double* grad, void* ctx) noexcept nogil:
     """NLL in scaled variables: x = scale * y, dNLL/dy = scale * dNLL/dx."""
     cdef NllContext* c = <NllContext*> ctx
     cdef int i, n = c.model.n_par
@@ -147,7 +136,7 @@ def minimize_nll(CompiledModel cm, double[::1] x, const double[::1] lower,
             y[i] = x[i] / scale[i]
             ylo[i] = lower[i] / scale[i]
             yhi[i] = upper[i] / scale[i]
-        lbfgsb_minimize(n, y, ylo, yhi, _nll_objective, &ctx, &opts, &res, &work[0])
+        lbfgsb_minimize(n, y, ylo, yhi, nll_objective, &ctx, &opts, &res, &work[0])
         for i in range(n):
             x[i] = min(max(y[i] * scale[i], lower[i]), upper[i])
     return (res.status, res.f, res.n_iter, res.n_fev, res.n_gev, res.proj_grad_norm,

@@ -41,6 +41,7 @@ from nextstat._ext.lbfgsb cimport (
     lbfgsb_minimize,
     lbfgsb_work_size,
 )
+from nextstat._ext.fit cimport NllContext, fisher_scales, nll_objective
 from nextstat._ext.nll cimport CompiledModel, NsModel, ns_fisher_diag, ns_nll
 from nextstat._ext.openmp_helpers cimport omp_get_thread_num
 
@@ -65,31 +66,6 @@ cdef double NEWTON_FD_STEP = 1e-5
 cdef double NEWTON_F_NOISE = 1e-13
 #: Status reported for a fit that Newton finished (``Status.CONVERGED_PGTOL``).
 cdef int NEWTON_DONE = LBFGSB_CONVERGED_PGTOL
-
-
-cdef struct ToyContext:
-    const NsModel* model
-    const double* main
-    const double* aux
-    double constant
-    bint kahan
-    double* scratch
-    const double* scale
-    double* xbuf
-
-
-cdef double _toy_objective(const double* y, double* grad, void* ctx) noexcept nogil:
-    """NLL in scaled variables: x = scale * y, dNLL/dy = scale * dNLL/dx."""
-    cdef ToyContext* c = <ToyContext*> ctx
-    cdef int i, n = c.model.n_par
-    cdef double f
-    for i in range(n):
-        c.xbuf[i] = y[i] * c.scale[i]
-    f = ns_nll(c.model, c.xbuf, c.main, c.aux, c.constant, grad, c.kahan, c.scratch)
-    if grad != NULL:
-        for i in range(n):
-            grad[i] *= c.scale[i]
-    return f
 
 
 cdef inline bint _converged(int status, double pg, double accept_pgtol) noexcept nogil:
@@ -336,7 +312,7 @@ cdef void _fit_one(const NsModel* m, double* x, const double* lower, const doubl
     cdef double* ylo = buf + 2 * n
     cdef double* yhi = buf + 3 * n
     cdef double* xbuf = buf + 4 * n
-    cdef ToyContext ctx
+    cdef NllContext ctx
     cdef LbfgsbResult res
     cdef int i, _attempt, n_iter = 0, newton_it
     cdef double d
@@ -369,20 +345,14 @@ cdef void _fit_one(const NsModel* m, double* x, const double* lower, const doubl
         for i in range(n):
             scale[i] = 1.0 if lower[i] == upper[i] else given_scale[i]
     else:
-        ns_fisher_diag(m, x, aux, scale, scratch)
-        for i in range(n):
-            d = scale[i]
-            if lower[i] == upper[i] or not (d > 0.0 and d < 1e300):
-                scale[i] = 1.0
-            else:
-                scale[i] = 1.0 / sqrt(d)
+        fisher_scales(m, x, aux, lower, upper, scale, scratch)
     for i in range(n):
         ylo[i] = lower[i] / scale[i]
         yhi[i] = upper[i] / scale[i]
     for _attempt in range(max_restarts + 1):
         for i in range(n):
             y[i] = x[i] / scale[i]
-        lbfgsb_minimize(n, y, ylo, yhi, _toy_objective, &ctx, opts, &res, work)
+        lbfgsb_minimize(n, y, ylo, yhi, nll_objective, &ctx, opts, &res, work)
         n_iter = n_iter + res.n_iter
         for i in range(n):
             d = y[i] * scale[i]
