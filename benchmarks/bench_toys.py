@@ -175,10 +175,10 @@ def render(runs: list[Run], pyhf_per_toy: float | None, args, command: str, mach
     out.append("| model | tool | toys/hyp | threads | aux data | wall (median) | toys/s | "
                "fits/s | iter/fit | peak RSS | CLs | vs nextstat |")
     out.append("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    ref = {}
-    for r in runs:
+    ref = {}  # nextstat's time per toy, preferring the run with the same toy count
+    for r in sorted(runs, key=lambda r: r.n_toys):
         if r.tool == "nextstat":
-            ref[(r.model, r.n_toys, r.aux, r.threads)] = r.wall
+            ref.setdefault((r.model, r.aux, r.threads), {})[r.n_toys] = r.wall / r.n_toys
     for r in runs:
         info = r.info
         toys_s = 2 * r.n_toys / r.wall if r.walls else float("nan")
@@ -191,16 +191,17 @@ def render(runs: list[Run], pyhf_per_toy: float | None, args, command: str, mach
         if info.get("cls_err") is not None:
             cls_txt += f" ± {info['cls_err']:.4f}"
         ratio = "—"
-        if r.tool != "nextstat":
-            base = ref.get((r.model, r.n_toys, r.aux, r.threads))
-            if base:
-                ratio = f"{r.wall / base:.1f}× slower"
+        per_toy = ref.get((r.model, r.aux, r.threads))
+        if r.tool != "nextstat" and per_toy:
+            base = per_toy.get(r.n_toys, per_toy[max(per_toy)])
+            ratio = f"{r.wall / r.n_toys / base:.1f}× slower (per toy)"
         wall_txt = fmt_time(r.wall) + (f" (min {fmt_time(min(r.walls))})"
                                        if len(r.walls) > 1 else "")
         out.append(f"| {r.model} | {r.tool} | {r.n_toys:,} | {r.threads} | {r.aux} | "
                    f"{wall_txt} | {toys_s:,.0f} | {fits_s} | "
                    f"{'—' if it is None else f'{it:.1f}'} | "
-                   f"{'—' if rss is None else f'{rss:,.0f} MiB'} | {cls_txt} | {ratio} |")
+                   f"{'—' if rss is None else f'{rss:,.0f} MiB'} | {cls_txt} | {ratio} |"
+                   + (f" {r.note}" if r.note else ""))
     if pyhf_per_toy is not None:
         head = next((r for r in runs if r.model == "god_run" and r.n_toys == 10_000
                      and r.tool == "nextstat" and r.aux == "fluctuated"), None)
@@ -228,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="toys per hypothesis for the scaling rows (fixed aux data)")
     ap.add_argument("--large-toys", type=int, default=1000,
                     help="toys per hypothesis on the 2,113-parameter model (1000; 0 skips)")
+    ap.add_argument("--rust-large-toys", type=int, default=50,
+                    help="toys per hypothesis for the Rust toolkit on the large model (50: "
+                    "~1 s per toy there; compared per toy)")
     ap.add_argument("--rust-python", default=None, metavar="PYTHON",
                     help="python of a separate venv with the PyPI 'nextstat' (the seeds' "
                     "Rust toolkit), run as an external baseline")
@@ -274,13 +278,14 @@ def main(argv: list[str] | None = None) -> int:
                                      "fixed"), paths["god_run"], reps, log))
     if args.large_toys:
         log("large model")
+        # one process each: a run is a minute or more
         for aux in ("fluctuated", "fixed"):
             runs.append(run_nextstat(Run(f"large {aux}", "nextstat", "large", args.large_toys,
-                                         nproc, aux), paths["large"], args.repeats, log))
-        if args.rust_python:
+                                         nproc, aux), paths["large"], 1, log))
+        if args.rust_python and args.rust_large_toys:
             runs.append(run_rust(Run("rust large", "Rust toolkit 0.10.1", "large",
-                                     args.large_toys, nproc, "fixed"), args.rust_python,
-                                 paths["large"], 1, log))
+                                     args.rust_large_toys, nproc, "fixed"),
+                                 args.rust_python, paths["large"], 1, log))
     runs.sort(key=lambda r: (r.model != "god_run", r.n_toys, r.aux, r.tool != "nextstat",
                              r.threads != nproc))
     pyhf_per_toy = None

@@ -197,7 +197,7 @@ cdef int _newton_fit(const NsModel* m, double* x, const double* lower, const dou
     module docstring), in place. Returns the number of iterations when converged, else
     ``-(iterations + 1)`` (``x`` is then the last accepted point, a fine start for
     L-BFGS-B)."""
-    cdef int n = m.n_par, i, j, a, ng, it, halving, attempt
+    cdef int n = m.n_par, i, j, a, ng, it, _halving, _attempt
     cdef double* rows
     cdef double* diag = buf
     cdef double* xw = buf + n
@@ -253,7 +253,7 @@ cdef int _newton_fit(const NsModel* m, double* x, const double* lower, const dou
         # while the Schur complement is not positive definite (H is indefinite away from
         # the minimum; the damped direction is still a descent direction).
         lam = 0.0
-        for attempt in range(NEWTON_MAX_DAMPING + 1):
+        for _attempt in range(NEWTON_MAX_DAMPING + 1):
             if _newton_schur(n, ng, gl, move, local, rows, diag, g, lam, schur, rhs):
                 break
             lam = NEWTON_DAMPING_START if lam == 0.0 else 10.0 * lam
@@ -272,7 +272,7 @@ cdef int _newton_fit(const NsModel* m, double* x, const double* lower, const dou
         # projected backtracking line search
         t = 1.0
         ok = False
-        for halving in range(NEWTON_MAX_HALVINGS):
+        for _halving in range(NEWTON_MAX_HALVINGS):
             slope = 0.0
             for i in range(n):
                 v = x[i] + t * d[i]

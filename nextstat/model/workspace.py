@@ -201,8 +201,20 @@ def _check_array(value: Any, path: str, what: str, min_items: int = 0) -> None:
         _fail(path, f"{what} must have at least {min_items} entry, got an empty array")
 
 
+#: Python types of JSON numbers as json.loads makes them (``type(True)`` is bool, not int).
+_PLAIN_NUMBERS = (float, int)
+
+
 def _check_number_array(value: Any, path: str, what: str, min_items: int = 1) -> None:
     _check_array(value, path, what, min_items)
+    # Fast path (a list of finite floats/ints: every array of a valid workspace); anything
+    # else goes through the item-by-item checks, which name the offending entry.
+    if type(value) is list and all(type(v) in _PLAIN_NUMBERS for v in value):
+        try:
+            if np.isfinite(np.asarray(value, dtype=float)).all():
+                return
+        except OverflowError:  # an int too large for a double
+            pass
     for i, item in enumerate(value):
         _check_number(item, _join(path, i), f"{what} entry {i}")
 
@@ -609,13 +621,18 @@ channel 'SR' has 1
     _validate_semantics(ws)
 
 
+_JSON_LEAVES = (str, int, float, bool)
+
+
 def _to_plain(obj: Any) -> Any:
     """Deep-copy ``obj`` replacing NumPy arrays by lists and NumPy numbers by Python ones."""
-    if obj is None or type(obj) in (str, int, float, bool):  # immutable JSON leaves
+    if obj is None or type(obj) in _JSON_LEAVES:  # immutable JSON leaves
         return obj
     if isinstance(obj, dict):
         return {k: _to_plain(v) for k, v in obj.items()}
     if isinstance(obj, list):
+        if all(type(v) in _JSON_LEAVES for v in obj):  # the bin contents: a flat copy
+            return list(obj)
         return [_to_plain(v) for v in obj]
     if isinstance(obj, np.ndarray) and obj.ndim >= 1:
         return [_to_plain(v) for v in obj]
