@@ -29,6 +29,7 @@ that ends without meeting the convergence test is kept and counted in ``n_noncon
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -74,7 +75,7 @@ def _streams_key(seed: int, hypothesis: int) -> np.ndarray:
 
 
 def generate_toys(model, params, n_toys: int, seed: int = 0, *, hypothesis: int = _HYP_FIT,
-                  fixed_aux: bool = False, start: int = 0):
+                  fixed_aux: bool = False, start: int = 0, n_threads: int = 1):
     """Pseudo-datasets drawn from ``model`` at ``params``.
 
     Parameters
@@ -88,6 +89,10 @@ def generate_toys(model, params, n_toys: int, seed: int = 0, *, hypothesis: int 
         Stream family (part of the key); toys ``start .. start + n_toys - 1`` are drawn.
     fixed_aux : bool
         Keep the auxiliary data at the observed values.
+    start : int
+        Index of the first toy.
+    n_threads : int
+        Threads drawing the stream blocks (the numbers do not depend on it).
 
     Returns
     -------
@@ -119,11 +124,12 @@ def generate_toys(model, params, n_toys: int, seed: int = 0, *, hypothesis: int 
     obs_aux = np.asarray(lay.aux_data, dtype=float)
     g_mean, g_sig = aux_mean[gauss], sigma[gauss]
     p_mean = aux_mean[pois]
-    counter = np.zeros(4, dtype=np.uint64)
     stop = start + n_toys
     blk = STREAM_BLOCK
-    for b in range(start // blk, (stop + blk - 1) // blk if n_toys else 0):
+
+    def fill(b):
         # block b holds toys b*blk .. b*blk+blk-1, drawn from one stream in one go
+        counter = np.zeros(4, dtype=np.uint64)
         counter[3] = b
         rng = np.random.Generator(np.random.Philox(counter=counter, key=key))
         lo, hi = max(start, b * blk), min(stop, (b + 1) * blk)
@@ -137,6 +143,15 @@ def generate_toys(model, params, n_toys: int, seed: int = 0, *, hypothesis: int 
             pz = rng.poisson(p_mean, size=(blk, pois.size))
             auxs[out][:, gauss] = g[rows]
             auxs[out][:, pois] = pz[rows]
+
+    blocks = range(start // blk, (stop + blk - 1) // blk if n_toys else 0)
+    if n_threads > 1 and len(blocks) > 1:
+        # NumPy draws without the GIL; blocks write disjoint rows, each from its own stream
+        with ThreadPoolExecutor(min(n_threads, len(blocks))) as pool:
+            list(pool.map(fill, blocks))
+    else:
+        for b in blocks:
+            fill(b)
     # sum lgamma(n + 1): the counts are integers, so look the terms up in a table
     hi = int(mains.max()) if mains.size else 0
     pois_idx = np.asarray(lay.pois_aux_index)
@@ -265,7 +280,7 @@ def _run_toys(prof, x_gen, mu, start, stop, seed, hyp, fixed_aux, test_stat, n_t
     for s in range(start, stop, _CHUNK):
         b = min(_CHUNK, stop - s)
         mains, auxs, consts = generate_toys(prof.model, x_gen, b, seed, hypothesis=hyp,
-                                            fixed_aux=fixed_aux, start=s)
+                                            fixed_aux=fixed_aux, start=s, n_threads=n_threads)
         q, f, nc, it, nfit = _test_stats(prof, mains, auxs, consts, x_gen, mu, test_stat,
                                          n_threads)
         qs.append(q)
@@ -704,7 +719,7 @@ def fit_toys(model, params=None, n_toys: int = 1000, seed: int = 0, *,
     x_gen = prof.x0 if params is None else np.asarray(params, dtype=float)
     n_threads = int(n_threads or get_threads())
     mains, auxs, consts = generate_toys(model, x_gen, int(n_toys), seed, hypothesis=_HYP_FIT,
-                                        fixed_aux=fixed_aux)
+                                        fixed_aux=fixed_aux, n_threads=n_threads)
     x, nll, status, n_iter, conv = _toys.fit_batch(
         model.compiled, mains, auxs, consts, x_gen, prof.lower, prof.upper,
         kahan=prof.kahan, n_threads=n_threads, max_iter=MAX_ITER, pgtol=PGTOL,
