@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import InvalidArgumentType, InvalidWorkspace
 from ..model.histfactory import HistFactoryModel
-from ..model.workspace import parse_json_text, read_json_file
+from ..model.workspace import parse_json_text, read_json_file, validate_workspace
 
 __all__ = ["load", "detect_format", "read_json_document"]
 
@@ -79,7 +79,7 @@ def load(source, *, measurement: str | None = None, interpolation=None,
         if interpolation is not None:
             kwargs["interpolation"] = interpolation
         return from_xml(source, **kwargs)
-    doc, _ = read_json_document(source)
+    doc, label = read_json_document(source)
     if detect_format(doc) == "hs3":
         from .hs3 import from_hs3
 
@@ -87,7 +87,11 @@ def load(source, *, measurement: str | None = None, interpolation=None,
         if interpolation is not None:
             kwargs["interpolation"] = interpolation
         return from_hs3(doc, **kwargs)
-    from .pyhf import from_pyhf
+    from .pyhf import build_model, from_pyhf
 
-    return from_pyhf(doc, measurement=measurement,
-                     interpolation="pyhf" if interpolation is None else interpolation, **options)
+    interpolation = "pyhf" if interpolation is None else interpolation
+    if label == "<dict>":  # the caller's dict: from_pyhf validates a copy
+        return from_pyhf(doc, measurement=measurement, interpolation=interpolation, **options)
+    # parsed here, so nobody else holds it: validate it in place instead of copying it
+    validate_workspace(doc)
+    return build_model(doc, measurement, interpolation, **options)

@@ -7,7 +7,7 @@ from ..model.histfactory import HistFactoryModel
 from ..model.interpolation import resolve_codes
 from ..model.workspace import load_workspace_spec, select_measurement
 
-__all__ = ["from_pyhf"]
+__all__ = ["from_pyhf", "build_model"]
 
 
 def from_pyhf(
@@ -55,7 +55,14 @@ def from_pyhf(
     """
     if unknown_parameters not in ("error", "warn", "ignore"):
         raise ValueError("unknown_parameters must be 'error', 'warn' or 'ignore'")
-    ws = load_workspace_spec(spec)
+    return build_model(load_workspace_spec(spec), measurement, interpolation,
+                       unknown_parameters)
+
+
+def build_model(ws: dict, measurement: str | None = None, interpolation="pyhf",
+                unknown_parameters: str = "error") -> HistFactoryModel:
+    """The model of a workspace that :func:`validate_workspace` accepted (not copied: the
+    model keeps ``ws`` as its spec, so it must not be changed afterwards)."""
     meas = select_measurement(ws, measurement)
     codes = resolve_codes(interpolation)
     layout = compile_workspace(ws, meas, codes, unknown_parameters)

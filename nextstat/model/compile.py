@@ -128,6 +128,7 @@ def compile_workspace(
 
     # --- parameter sets in pyhf order --------------------------------------------------
     first_seen: dict[str, list[str]] = {t: [] for t in TYPE_ORDER}
+    first_seen_set: dict[str, set[str]] = {t: set() for t in TYPE_ORDER}
     seen_types: dict[str, dict[str, tuple[str, str, int]]] = {}
     modifiers: dict[str, list[str]] = {t: [] for t in TYPE_ORDER}
     for c in channels:
@@ -135,13 +136,17 @@ def compile_workspace(
         for s in samples:
             for mod in sorted(s["modifiers"], key=lambda m: (m["name"], m["type"])):
                 name, kind = mod["name"], mod["type"]
-                where = f"channel '{c}', sample '{s['name']}'"
-                if name not in first_seen[kind]:
+                if name not in first_seen_set[kind]:
+                    first_seen_set[kind].add(name)
                     first_seen[kind].append(name)
                     modifiers[kind].append(name)
                 types = seen_types.setdefault(name, {})
                 if kind in types:
-                    prev_c, prev_where, prev_n = types[kind]
+                    prev_c, prev_sample, prev_n = types[kind]
+                    if kind not in ("staterror", "shapesys", "shapefactor"):
+                        continue
+                    prev_where = f"channel '{prev_c}', sample '{prev_sample}'"
+                    where = f"channel '{c}', sample '{s['name']}'"
                     if kind in ("staterror", "shapesys") and prev_c != c:
                         raise InvalidModel(
                             f"{kind} '{name}' is used in channels '{prev_c}' and '{c}'; "
@@ -158,15 +163,14 @@ def compile_workspace(
                             " shapesys modifiers cannot be shared"
                         )
                 else:
-                    types[kind] = (c, where, channel_bins[c])
-                sigs = {
-                    _type_signature(k, n) for k, (_, _, n) in types.items()
-                }
-                if len(sigs) > 1:
-                    raise InvalidModel(
-                        f"parameter '{name}' is used by modifiers of incompatible types "
-                        f"{sorted(types)} ({where})"
-                    )
+                    types[kind] = (c, s["name"], channel_bins[c])
+                    if len(types) > 1 and len({
+                        _type_signature(k, n) for k, (_, _, n) in types.items()
+                    }) > 1:
+                        raise InvalidModel(
+                            f"parameter '{name}' is used by modifiers of incompatible types "
+                            f"{sorted(types)} (channel '{c}', sample '{s['name']}')"
+                        )
 
     param_sets: dict[str, ParamSet] = {}
     order: list[str] = []

@@ -80,6 +80,11 @@ _CONFIG_KEYS = ("poi", "parameters")
 _PARAMETER_OPTIONAL_KEYS = ("inits", "bounds", "auxdata", "factors", "sigmas", "fixed")
 _LUMI_REQUIRED_CONFIG = ("inits", "bounds", "auxdata", "sigmas")
 
+_MODIFIER_KEYSET = frozenset(_MODIFIER_KEYS)
+_SAMPLE_KEYSET = frozenset(_SAMPLE_KEYS)
+_NORMSYS_KEYSET = frozenset(("hi", "lo"))
+_HISTOSYS_KEYSET = frozenset(("hi_data", "lo_data"))
+
 _MAX_LISTED = 20
 
 
@@ -202,21 +207,67 @@ def _check_array(value: Any, path: str, what: str, min_items: int = 0) -> None:
 
 
 #: Python types of JSON numbers as json.loads makes them (``type(True)`` is bool, not int).
-_PLAIN_NUMBERS = (float, int)
+_PLAIN_NUMBERS = frozenset((float, int))
 
 
 def _check_number_array(value: Any, path: str, what: str, min_items: int = 1) -> None:
     _check_array(value, path, what, min_items)
-    # Fast path (a list of finite floats/ints: every array of a valid workspace); anything
-    # else goes through the item-by-item checks, which name the offending entry.
-    if type(value) is list and all(type(v) in _PLAIN_NUMBERS for v in value):
+    # Fast path (a list of finite floats/ints: every array of a valid workspace; a finite
+    # sum means finite entries); anything else, an overflowing sum included, goes through
+    # the item-by-item checks, which name the offending entry.
+    if type(value) is list and set(map(type, value)) <= _PLAIN_NUMBERS:
         try:
-            if np.isfinite(np.asarray(value, dtype=float)).all():
+            if math.isfinite(sum(value)):
                 return
         except OverflowError:  # an int too large for a double
             pass
     for i, item in enumerate(value):
         _check_number(item, _join(path, i), f"{what} entry {i}")
+
+
+def _numbers_ok(value: Any) -> bool:
+    """Fast accept: a non-empty list of finite JSON numbers (a finite sum means finite
+    entries; an overflowing sum or any other value is left to the full checks)."""
+    if type(value) is not list or not value or not set(map(type, value)) <= _PLAIN_NUMBERS:
+        return False
+    try:
+        return math.isfinite(sum(value))
+    except OverflowError:
+        return False
+
+
+def _number_ok(value: Any) -> bool:
+    try:
+        return type(value) in _PLAIN_NUMBERS and math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _modifier_ok(mod: Any) -> bool:
+    """Fast accept of a modifier that :func:`_check_modifier_schema` would pass."""
+    if type(mod) is not dict or mod.keys() != _MODIFIER_KEYSET:
+        return False
+    mtype, data = mod["type"], mod["data"]
+    if type(mod["name"]) is not str:
+        return False
+    if mtype in _NULL_DATA_TYPES:
+        return data is None and (mtype != "lumi" or mod["name"] == "lumi")
+    if mtype == "normsys":
+        return (type(data) is dict and data.keys() == _NORMSYS_KEYSET
+                and _number_ok(data["hi"]) and _number_ok(data["lo"]))
+    if mtype == "histosys":
+        return (type(data) is dict and data.keys() == _HISTOSYS_KEYSET
+                and _numbers_ok(data["hi_data"]) and _numbers_ok(data["lo_data"]))
+    return mtype in _ARRAY_DATA_TYPES and _numbers_ok(data)
+
+
+def _sample_ok(sample: Any) -> bool:
+    """Fast accept of a sample whose every check in :func:`_validate_schema` would pass
+    (the common case; anything else gets the checks that name the offending place)."""
+    return (type(sample) is dict and sample.keys() == _SAMPLE_KEYSET
+            and type(sample["name"]) is str and _numbers_ok(sample["data"])
+            and type(sample["modifiers"]) is list
+            and all(map(_modifier_ok, sample["modifiers"])))
 
 
 def _check_modifier_schema(mod: Any, path: str, where: str) -> None:
@@ -303,6 +354,8 @@ def _validate_schema(ws: Any) -> None:
         spath_root = _join(cpath, "samples")
         _check_array(channel["samples"], spath_root, f"samples of {cwhat}", 1)
         for si, sample in enumerate(channel["samples"]):
+            if _sample_ok(sample):
+                continue
             spath = _join(spath_root, si)
             swhat = f"{_label('sample', sample)} of {cwhat}"
             _check_object(sample, spath, swhat, _SAMPLE_KEYS)
