@@ -170,7 +170,8 @@ def generate_toys(model, params, n_toys: int, seed: int = 0, *, hypothesis: int 
 
 def _test_stats(prof: ProfileLikelihood, mains, auxs, constants, x_gen, mu, test_stat,
                 n_threads):
-    """Per-toy q_mu (pyhf's full test statistic); NaN where a fit failed."""
+    """Per-toy q_mu (pyhf's full test statistic; NaN where a fit failed), non-convergence
+    flags, optimizer iterations and fits."""
     cm = prof.model.compiled
     poi = prof.poi
     kahan = prof.kahan
@@ -204,7 +205,7 @@ def _test_stats(prof: ProfileLikelihood, mains, auxs, constants, x_gen, mu, test
     failed = ~(np.isfinite(nll_free) & np.isfinite(nll_cond))
     q[failed] = np.nan
     nonconv = ~failed & ~conv
-    return q, failed, nonconv, int(it_f.sum() + it_c.sum()), len(mains) + need.size
+    return q, nonconv, int(it_f.sum() + it_c.sum()), len(mains) + need.size
 
 
 @dataclass
@@ -275,16 +276,15 @@ def _tail(samples_sorted: np.ndarray, values) -> np.ndarray:
 def _run_toys(prof, x_gen, mu, start, stop, seed, hyp, fixed_aux, test_stat, n_threads,
               progress, done, total):
     """Test statistics of toys ``start .. stop - 1`` of hypothesis ``hyp``."""
-    qs, fails, nonconvs = [], [], []
+    qs, nonconvs = [], []
     n_iter = n_fit = 0
     for s in range(start, stop, _CHUNK):
         b = min(_CHUNK, stop - s)
         mains, auxs, consts = generate_toys(prof.model, x_gen, b, seed, hypothesis=hyp,
                                             fixed_aux=fixed_aux, start=s, n_threads=n_threads)
-        q, f, nc, it, nfit = _test_stats(prof, mains, auxs, consts, x_gen, mu, test_stat,
+        q, nc, it, nfit = _test_stats(prof, mains, auxs, consts, x_gen, mu, test_stat,
                                          n_threads)
         qs.append(q)
-        fails.append(f)
         nonconvs.append(nc)
         n_iter += it
         n_fit += nfit
