@@ -279,6 +279,19 @@ def test_bad_observations_and_measurements():
             {"measurement": "m", "poi": "mu"}]), modifiers=None)
 
 
+
+@pytest.mark.parametrize("counts, message", [
+    (5, "must be a list of numbers, got 5"),
+    ("ab", "must be a list of numbers, got 'ab'"),
+    ([1, "x"], "must be a list of numbers"),
+    ([1, None], "bin 1 is None; values must be finite numbers"),
+    ([1, float("inf")], "bin 1 is inf"),
+])
+def test_observation_mapping_with_bad_counts(counts, message):
+    with pytest.raises(InvalidFormat, match=message) as exc:
+        arrow_to_workspace(GOOD, observations={"SR": counts})
+    assert exc.value.where == "observations table, row 0 (channel 'SR'), column 'data'"
+
 def meas_table(rows):
     schema = workspace_to_arrow(ZOO["measurement_overrides"])["measurements"].schema
     return pa.Table.from_pylist(rows, schema=schema)

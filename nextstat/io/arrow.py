@@ -26,11 +26,12 @@ pyarrow is imported lazily; it ships with the ``io`` extra (``pip install nextst
 from __future__ import annotations
 
 import difflib
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from nextstat.errors import InvalidArgumentType, InvalidFormat, InvalidParameters
 from nextstat.model.workspace import MODIFIER_TYPES, load_workspace_spec
@@ -223,12 +224,19 @@ def _numbers(row: dict, col: str, name: str, i: int, nbins: int | None = None,
         if required:
             raise InvalidFormat("is null", _where(name, i, row, col))
         return None
-    out = []
-    for b, v in enumerate(values):
-        if v is None or not math.isfinite(v):
-            raise InvalidFormat(f"bin {b} is {v!r}; values must be finite numbers",
-                                _where(name, i, row, col))
-        out.append(float(v))
+    try:
+        arr = np.asarray(values, dtype=np.float64)  # null entries become NaN
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.ndim != 1:
+        raise InvalidFormat(f"must be a list of numbers, got {values!r}"[:200],
+                            _where(name, i, row, col))
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        b = int(bad[0])
+        raise InvalidFormat(f"bin {b} is {values[b]!r}; values must be finite numbers",
+                            _where(name, i, row, col))
+    out = arr.tolist()
     if required and not out:
         raise InvalidFormat("is an empty list", _where(name, i, row, col))
     if nbins is not None and len(out) != nbins:
@@ -315,8 +323,8 @@ def _add_modifiers(channels: dict, nbins: dict, rows: list[dict]) -> set[str]:
 def _observations(obs: Any, channels: dict, nbins: dict) -> list[dict]:
     """Observation objects, in channel order; Asimov (sum of nominal yields) by default."""
     if obs is None:
-        return [{"name": ch, "data": [float(sum(v)) for v in
-                                      zip(*(s["data"] for s in samples.values()), strict=True)]}
+        return [{"name": ch, "data": np.sum([s["data"] for s in samples.values()],
+                                            axis=0).tolist()}
                 for ch, samples in channels.items()]
     if isinstance(obs, Mapping) and not ({"channel", "data"} <= set(obs)):
         rows = [{"channel": k, "data": v} for k, v in obs.items()]
@@ -655,8 +663,6 @@ def workspace_to_arrow(ws: Any) -> dict:
 
 def _parameter_values(model, params: Any):
     """(values, uncertainties or None) from None, a vector or a FitResult."""
-    import numpy as np
-
     if params is None:
         return model.suggested_init(), None
     if hasattr(params, "bestfit"):
