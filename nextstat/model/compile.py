@@ -223,27 +223,28 @@ def compile_workspace(
     aux_data, aux_kind, aux_param, aux_tau = [], [], [], []
     g_param, g_aux, g_inv_sigma, p_param, p_aux, p_tau = [], [], [], [], [], []
     log_norm = 0.0
+    sqrt_2pi = math.sqrt(2.0 * math.pi)
     for ps in ordered:
         if ps.constraint is None:
             continue
-        for i in range(ps.n):
-            idx = len(aux_data)
-            aux_data.append(ps.auxdata[i])
-            aux_param.append(ps.offset + i)
-            if ps.constraint == "gauss":
-                sigma = ps.sigmas[i]
-                g_param.append(ps.offset + i)
-                g_aux.append(idx)
-                g_inv_sigma.append(1.0 / sigma)
-                log_norm += math.log(sigma * math.sqrt(2.0 * math.pi))
-                aux_kind.append(0)
-                aux_tau.append(1.0)
-            else:
-                p_param.append(ps.offset + i)
-                p_aux.append(idx)
-                p_tau.append(ps.factors[i])
-                aux_kind.append(1)
-                aux_tau.append(ps.factors[i])
+        idx0, n = len(aux_data), ps.n
+        params = range(ps.offset, ps.offset + n)
+        aux_data.extend(ps.auxdata[:n])
+        aux_param.extend(params)
+        if ps.constraint == "gauss":
+            g_param.extend(params)
+            g_aux.extend(range(idx0, idx0 + n))
+            g_inv_sigma.extend(1.0 / sigma for sigma in ps.sigmas[:n])
+            for sigma in ps.sigmas[:n]:
+                log_norm += math.log(sigma * sqrt_2pi)
+            aux_kind.extend([0] * n)
+            aux_tau.extend([1.0] * n)
+        else:
+            p_param.extend(params)
+            p_aux.extend(range(idx0, idx0 + n))
+            p_tau.extend(ps.factors[:n])
+            aux_kind.extend([1] * n)
+            aux_tau.extend(ps.factors[:n])
 
     # --- rate tables ---------------------------------------------------------------------
     code_ids = {k: CODE_IDS[v] for k, v in codes.items()}
