@@ -435,6 +435,22 @@ def test_not_a_root_file(tmp_path):
         _one(tmp_path, file="bad.root").build()
 
 
+def test_truncated_root_file(ntuples, tmp_path):
+    d, _ = ntuples
+    raw = (d / "sig.root").read_bytes()
+    (tmp_path / "cut.root").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(InvalidFormat, match="cut.root: truncated ROOT file"):
+        _one(tmp_path, file="cut.root").build()
+
+
+def test_unindexed_jagged_branch_names_the_place(ntuples):
+    d, _ = ntuples
+    with pytest.raises(
+        ExpressionError, match=r"channel 'SR', sample 'sig': branch 'jet_pt' is an array"
+    ):
+        _one(d, weight="jet_pt").build()
+
+
 def test_missing_pieces():
     with pytest.raises(InvalidConfig, match="no channels"):
         NtupleWorkspaceBuilder().build()

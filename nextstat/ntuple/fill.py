@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from nextstat.errors import InvalidConfig, InvalidFormat
+from nextstat.errors import ExpressionError, InvalidConfig, InvalidFormat
 from nextstat.ntuple.expr import Expression
 
 __all__ = ["HistRequest", "Hist", "fill_histograms", "DEFAULT_STEP_SIZE", "check_edges"]
@@ -94,29 +94,19 @@ def _did_you_mean(name: str, options: Sequence[str]) -> str:
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
-def _open_tree(path: str, tree: str, where: str) -> tuple[Any, Any]:
-    import uproot
+def _open_tree(files: dict, path: str, tree: str, where: str) -> Any:
+    """Tree ``tree`` of ``path``; ``files`` caches the open files (one open per file)."""
+    from nextstat.io.root import open_root
 
-    if not os.path.exists(path):
-        raise InvalidConfig(f"file not found: {path}", where)
+    rfile = files.get(path)
+    if rfile is None:
+        if not os.path.exists(path):
+            raise InvalidConfig(f"file not found: {path}", where)
+        rfile = files[path] = open_root(path)  # InvalidFormat: not ROOT, truncated, corrupt
     try:
-        rfile = uproot.open(path)
-    except Exception as exc:  # uproot raises many types for a bad file
-        raise InvalidFormat(f"cannot read as a ROOT file: {exc}", path) from None
-    try:
-        obj = rfile[tree]
-    except Exception:
-        kinds = ("TTree", "TNtuple", "TNtupleD", "ROOT::RNTuple")
-        trees = sorted({k.split(";")[0] for k, c in rfile.classnames().items() if c in kinds})
-        rfile.close()
-        listing = ", ".join(repr(t) for t in trees) or "none"
-        raise InvalidConfig(
-            f"no tree {tree!r} in {path}{_did_you_mean(tree, trees)} (trees: {listing})", where
-        ) from None
-    if not hasattr(obj, "iterate"):
-        rfile.close()
-        raise InvalidConfig(f"{path}:{tree} is a {type(obj).__name__}, not a TTree", where)
-    return rfile, obj
+        return rfile.tree(tree)
+    except InvalidFormat as exc:
+        raise InvalidConfig(f"no tree {tree!r} in {path}: {exc.message}", where) from None
 
 
 def _check_branches(tree: Any, requests: list[HistRequest], label: str) -> list[str]:
@@ -236,20 +226,31 @@ class _ChunkState:
 
 def _fill_chunk(state: _ChunkState, reqs: list[HistRequest], acc: dict, counts: dict) -> None:
     for r in reqs:
-        skey, env, n = state.subset(r.selection)
-        nb = r.edges.size - 1
-        idx = state.bin_index(skey, r, env, n)
-        if r.weight is None:
-            sumw = np.bincount(idx, minlength=nb + 3).astype(np.float64)
-            sumw2 = sumw
-        else:
-            w = state.value(skey, r.weight, env, n)
-            sumw = np.bincount(idx, weights=w, minlength=nb + 3)
-            sumw2 = np.bincount(idx, weights=w * w, minlength=nb + 3)
-        a = acc[r.key]
-        a[0] += sumw[: nb + 2]
-        a[1] += sumw2[: nb + 2]
-        counts[r.key] += n
+        try:
+            _fill_one(state, r, acc, counts)
+        except ExpressionError as exc:  # e.g. an unindexed jagged branch: name the place
+            where = f"{r.where}: " if r.where else ""
+            raise ExpressionError(
+                f"{where}{exc.message}", exc.expression, exc.line, exc.column
+            ) from None
+
+
+def _fill_one(state: _ChunkState, r: HistRequest, acc: dict, counts: dict) -> None:
+    """Add one chunk's selected events to the accumulators of ``r``."""
+    skey, env, n = state.subset(r.selection)
+    nb = r.edges.size - 1
+    idx = state.bin_index(skey, r, env, n)
+    if r.weight is None:
+        sumw = np.bincount(idx, minlength=nb + 3).astype(np.float64)
+        sumw2 = sumw
+    else:
+        w = state.value(skey, r.weight, env, n)
+        sumw = np.bincount(idx, weights=w, minlength=nb + 3)
+        sumw2 = np.bincount(idx, weights=w * w, minlength=nb + 3)
+    a = acc[r.key]
+    a[0] += sumw[: nb + 2]
+    a[1] += sumw2[: nb + 2]
+    counts[r.key] += n
 
 
 def _finish(r: HistRequest, sumw: np.ndarray, sumw2: np.ndarray, entries: int) -> Hist:
@@ -264,15 +265,18 @@ def _finish(r: HistRequest, sumw: np.ndarray, sumw2: np.ndarray, entries: int) -
     return Hist(r.edges, w, w2, entries, extra)
 
 
-def _progress_total(groups: dict, progress: ProgressCallback | None) -> tuple[dict, int]:
-    """Open every group's tree first: bad paths fail before any long read starts."""
+def _open_all(groups: dict, files: dict) -> tuple[dict, int]:
+    """Open every group's tree first: bad paths fail before any long read starts.
+
+    Returns ``{group: (tree, branches to read, label)}`` and the total number of entries;
+    the open files are left in ``files`` for the caller to close.
+    """
     opened: dict = {}
     total = 0
     for (path, tree), reqs in groups.items():
-        rfile, t = _open_tree(path, tree, reqs[0].where)
+        t = _open_tree(files, path, tree, reqs[0].where)
         label = f"{os.path.basename(path)}:{tree}"
-        branches = _check_branches(t, reqs, label)
-        opened[(path, tree)] = (rfile, t, branches, label)
+        opened[(path, tree)] = (t, _check_branches(t, reqs, label), label)
         total += t.num_entries
     return opened, total
 
@@ -319,18 +323,19 @@ def fill_histograms(
             raise InvalidConfig(f"binning differs between parts of {r.key!r}", r.where)
     acc = {k: [np.zeros(r.edges.size + 1), np.zeros(r.edges.size + 1)] for k, r in first.items()}
     counts = dict.fromkeys(first, 0)
-    opened, total = _progress_total(groups, progress)
+    files: dict = {}
     done = 0
     try:
+        opened, total = _open_all(groups, files)
         for gkey, reqs in groups.items():
-            _, tree, branches, label = opened[gkey]
+            tree, branches, label = opened[gkey]
             for cols, n in _chunks(tree, branches, step_size):
                 _fill_chunk(_ChunkState(cols, n), reqs, acc, counts)
                 done += n
                 if progress is not None:
                     progress(label, done, total)
     finally:
-        for rfile, *_ in opened.values():
+        for rfile in files.values():
             rfile.close()
     return {k: _finish(first[k], *acc[k], counts[k]) for k in first}
 
