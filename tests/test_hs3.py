@@ -357,3 +357,31 @@ def test_missing_data_and_bad_contents(root_doc):
 def test_not_an_object():
     with pytest.raises(InvalidFormat):
         hs3_to_workspace(["distributions"])
+
+
+def test_mistyped_lists_and_settings_named(root_doc):
+    ana = next(i for i, a in enumerate(root_doc["analyses"]) if "obsData" in a["name"])
+    d = _model_dist(root_doc)
+
+    def broken(change):
+        doc = copy.deepcopy(root_doc)
+        change(doc)
+        return doc
+
+    # a bare string POI used to be read as its first letter
+    doc = broken(lambda x: x["analyses"][ana].__setitem__("parameters_of_interest", "mu"))
+    _raises(doc, "list of names", f"analyses[{ana}].parameters_of_interest")
+    doc = broken(lambda x: x["analyses"][ana].__setitem__("domains", [["default_domain"]]))
+    _raises(doc, "list of names", f"analyses[{ana}].domains")
+    doc = broken(lambda x: x["distributions"][d].__setitem__("staterror", [0.05]))
+    _raises(doc, "'staterror' must be a dict", f"distributions[{d}]")
+    doc = broken(lambda x: x["distributions"][d].__setitem__("staterror",
+                                                     {"relThreshold": "5%"}))
+    _raises(doc, "finite number", f"distributions[{d}].staterror.relThreshold")
+    doc = broken(lambda x: x["distributions"][d]["axes"][0].__setitem__("nbins", 2.5))
+    _raises(doc, "positive integer", f"distributions[{d}].axes[0].nbins")
+    s = _sample_index(root_doc, "signal")
+    mods = root_doc["distributions"][d]["samples"][s]["modifiers"]
+    k = next(k for k, m in enumerate(mods) if m["type"] == "normsys")
+    mods[k]["interpolation"] = [4]
+    _raises(root_doc, "code", f"distributions[{d}].samples[{s}].modifiers[{k}].interpolation")

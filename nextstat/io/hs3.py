@@ -74,6 +74,12 @@ def _numbers(values, where) -> list[float]:
     return out
 
 
+def _strings(values, where) -> list[str]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        _fail("expected a list of names (strings)", where)
+    return values
+
+
 def _number(value, where) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         _fail(f"expected a finite number, got {value!r}", where)
@@ -103,7 +109,10 @@ def _nbins(axes, where) -> int:
     for k, ax in enumerate(axes):
         apath = f"{where}.axes[{k}]"
         if isinstance(ax, dict) and "nbins" in ax:
-            n *= int(_number(ax["nbins"], apath + ".nbins"))
+            nb = _number(ax["nbins"], apath + ".nbins")
+            if nb < 1 or nb != int(nb):
+                _fail(f"'nbins' must be a positive integer, got {ax['nbins']!r}", apath + ".nbins")
+            n *= int(nb)
         elif isinstance(ax, dict) and "bounds" in ax:
             n *= len(_numbers(ax["bounds"], apath + ".bounds")) - 1
         else:
@@ -185,7 +194,7 @@ def _domain_bounds(doc: dict, ana: dict | None, ana_path: str | None) -> dict[st
     """
     domains = _named(doc, "domains")
     if ana is not None and "domains" in ana:
-        names = _get(ana, "domains", ana_path, list)
+        names = _strings(ana["domains"], ana_path + ".domains")
         for k, n in enumerate(names):
             if n not in domains:
                 _fail(f"domain '{n}' is not defined in 'domains'", f"{ana_path}.domains[{k}]")
@@ -368,7 +377,7 @@ def _alpha_set(mod, where, ctx, kind):
     codes = ROOT_NORMSYS_CODES if kind == "normsys" else ROOT_HISTOSYS_CODES
     if "interpolation" in mod:
         code = mod["interpolation"]
-        if code not in codes:
+        if isinstance(code, bool) or not isinstance(code, int) or code not in codes:
             _fail(f"unsupported {kind} interpolation code {code!r} (supported: "
                   f"{sorted(codes)})", where + ".interpolation")
         ctx.state.codes[kind].setdefault(code, where)
@@ -537,11 +546,11 @@ def _convert_distribution(dist, dpath, state, dists) -> dict:
         _fail(f"unsupported distribution type {dist.get('type')!r} in the likelihood "
               "(only histfactory_dist)", dpath)
     nbins = _nbins(_get(dist, "axes", dpath), dpath)
-    block = dist.get("staterror", {})
+    block = _get(dist, "staterror", dpath, dict) if "staterror" in dist else {}
     ctx = _Channel(
         state, dists, _channel_name(dist["name"]), nbins,
         staterror_type=block.get("constraint", "Poisson"),
-        threshold=float(block.get("relThreshold", 0.0)),
+        threshold=_number(block.get("relThreshold", 0.0), dpath + ".staterror.relThreshold"),
     )
     samples = [
         _convert_sample(s, f"{dpath}.samples[{j}]", ctx)
@@ -687,7 +696,9 @@ def hs3_to_workspace(doc: dict, analysis: str | None = None,
     hs3_to_ours = {}
     for ps in state.sets.values():
         hs3_to_ours.update(zip(ps.hs3, _component_names(ps), strict=True))
-    pois = ana.get("parameters_of_interest", []) if ana is not None else []
+    pois = []
+    if ana is not None and "parameters_of_interest" in ana:
+        pois = _strings(ana["parameters_of_interest"], f"{ana_path}.parameters_of_interest")
     if len(pois) > 1:
         warnings.warn(f"HS3 analysis has POIs {pois}; using the first", stacklevel=2)
     poi = hs3_to_ours.get(pois[0], pois[0]) if pois else None
