@@ -127,6 +127,18 @@ def test_missing_and_non_root_files(tmp_path):
         read_hist(tmp_path, "h")
 
 
+def test_inconsistent_sumw2_names_file_and_object(tmp_path):
+    path = str(tmp_path / "bad_sumw2.root")
+    axis = to_TAxis("xaxis", "", 2, 0.0, 2.0, np.array([0.0, 1.0, 2.0]))
+    h = to_TH1x("h", "h", np.array([0.0, 1.0, 2.0, 0.0]), 3.0, 3.0, 3.0, 0.0, 0.0,
+                np.array([1.0, 2.0, 3.0]), axis)
+    with uproot.recreate(path) as f:
+        f["d/h"] = h
+    with pytest.raises(InvalidFormat, match="fSumw2 has 3 entries for 4 bins") as exc:
+        read_hist(path, "d/h")
+    assert exc.value.where == f"{path}:d/h"
+
+
 @pytest.mark.parametrize("fraction", [0.02, 0.5, 0.95])
 def test_truncated_file_is_reported(hist_file, tmp_path, fraction):
     raw = hist_file.read_bytes()

@@ -279,7 +279,7 @@ class RootFile:
                 f"is a {classname}, expected a 1-D histogram (TH1D, TH1F, TH1I, ...)", where
             )
         try:
-            return _hist_from_uproot(obj, name.strip("/"), classname, flow)
+            return _hist_from_uproot(obj, name.strip("/"), classname, flow, where)
         except InvalidFormat:
             raise
         except Exception as exc:
@@ -341,18 +341,18 @@ def list_objects(path: str | os.PathLike) -> dict[str, str]:
 # ---------------------------------------------------------------------------
 
 
-def _hist_from_uproot(obj, name: str, classname: str, flow: bool) -> Hist1D:
+def _hist_from_uproot(obj, name: str, classname: str, flow: bool, where: str) -> Hist1D:
     values = np.asarray(obj.values(flow=True), dtype=np.float64)
     sumw2 = np.asarray(obj.member("fSumw2"), dtype=np.float64)
     has_sumw2 = len(sumw2) > 0
     if has_sumw2 and len(sumw2) != len(values):
         raise InvalidFormat(
-            f"fSumw2 has {len(sumw2)} entries for {len(values)} bins (with flows)", name
+            f"fSumw2 has {len(sumw2)} entries for {len(values)} bins (with flows)", where
         )
     variances = sumw2 if has_sumw2 else np.abs(values)
     edges = np.asarray(obj.axis().edges(flow=False), dtype=np.float64)
     if len(edges) != len(values) - 1:
-        raise InvalidFormat(f"{len(edges)} edges for {len(values) - 2} bins", name)
+        raise InvalidFormat(f"{len(edges)} edges for {len(values) - 2} bins", where)
     if flow:
         edges = np.concatenate([[-np.inf], edges, [np.inf]])
         vals, var = values, variances
