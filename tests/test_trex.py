@@ -276,6 +276,30 @@ def test_hist_route(tmp_path):
         trex_to_workspace(tmp_path / "h.config")
 
 
+def test_hist_route_bad_inputs_name_the_line(tmp_path):
+    (tmp_path / "hists").mkdir()
+    with uproot.recreate(tmp_path / "hists" / "a.root") as f:
+        f["h"] = (np.array([1.0, 2.0]), np.array([0.0, 1.0, 2.0]))
+        f["h3"] = (np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 2.0, 3.0]))
+    head = 'Job: "J"\n ReadFrom: HIST\n HistoPath: "hists"\nRegion: "SR"\n HistoFile: "a"\n'
+    cases = [
+        (
+            'Sample: "s"\n HistoName: "h"\nSample: "t"\n HistoName: "h3"\n',
+            r"h.config:8 \(Sample 't'\) in Region 'SR': binning of .*differs",
+        ),
+        ('Sample: "s"\n HistoName: "h"\n LumiScale: lots\n', r"h.config:8 .*LumiScale must be"),
+        (
+            'Sample: "s"\n HistoName: "h"\nSystematic: "n"\n Type: OVERALL\n OverallUp: x\n',
+            r"h.config:10 \(Systematic 'n'\): OverallUp must be a number",
+        ),
+        ('Sample: "s"\n HistoName: "hh"\n', r"h.config:6 .*no such object \(did you mean 'h'"),
+    ]
+    for body, message in cases:
+        (tmp_path / "h.config").write_text(head + body)
+        with pytest.raises(InvalidConfig, match=message):
+            trex_to_workspace(tmp_path / "h.config")
+
+
 def test_parser_multi_systematic_and_comments():
     blocks = parse_trex_config(
         'ReadFrom: NTUP\n# comment\nSystematic: "A";"B"\n  Type: OVERALL\n  OverallUp: 0.1\n'

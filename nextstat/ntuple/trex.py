@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from nextstat.errors import InvalidConfig
+from nextstat.errors import InvalidConfig, InvalidFormat
 from nextstat.ntuple.fill import Hist, check_edges
 
 __all__ = ["Block", "parse_trex_config", "trex_to_workspace"]
@@ -88,6 +88,20 @@ def _bool(v: str | None, default: bool) -> bool:
     if v is None:
         return default
     return _unquote(v).strip().upper() in ("TRUE", "1", "YES")
+
+
+def _number(ctx: _Ctx, blk: Block, *keys: str, default: float) -> float:
+    """The first of ``keys`` present in ``blk`` as a float, or ``default``."""
+    v = blk.get(*keys)
+    if v is None:
+        return default
+    try:
+        return float(_unquote(v))
+    except ValueError:
+        key = next(k for k in keys if k.lower() in blk.keys)
+        raise InvalidConfig(
+            f"{key} must be a number, got {v!r}", blk.where(ctx.source, key)
+        ) from None
 
 
 def parse_trex_config(text: str, source: str = "config") -> list[Block]:
@@ -545,74 +559,82 @@ def _hist_path(ctx: _Ctx, levels: list[Block], side: str = "") -> tuple[str, str
     return os.path.join(directory, f), hname + hsuff
 
 
-def _read_th1(ctx: _Ctx, path: str, name: str, where: str) -> Hist:
-    import uproot
+def _read_th1(files: dict, path: str, name: str, where: str) -> Hist:
+    """TH1 ``name`` of ``path`` (:mod:`nextstat.io.root`); ``files`` caches open files."""
+    from nextstat.io.root import open_root
 
-    if not os.path.exists(path):
-        raise InvalidConfig(f"file not found: {path}", where)
+    key = os.path.abspath(path)
     try:
-        with uproot.open(path) as f:
-            h = f[name]
-            values = np.asarray(h.values(flow=False), dtype=np.float64)
-            var = h.variances(flow=False)
-            edges = np.asarray(h.axis().edges(flow=False), dtype=np.float64)
-    except KeyError:
-        raise InvalidConfig(f"no histogram {name!r} in {path}", where) from None
-    except InvalidConfig:
-        raise
-    except Exception as exc:
-        raise InvalidConfig(f"cannot read {path}:{name}: {exc}", where) from None
-    var = values.copy() if var is None else np.asarray(var, dtype=np.float64)
-    return Hist(edges, values, var)
+        rfile = files.get(key)
+        if rfile is None:
+            if not os.path.exists(path):
+                raise InvalidConfig(f"file not found: {path}", where)
+            rfile = files[key] = open_root(path)
+        h = rfile.hist(name)
+    except InvalidFormat as exc:
+        raise InvalidConfig(f"cannot read histogram: {exc}", where) from None
+    return Hist(h.edges, h.values, h.variances)
+
+
+def _same_edges(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-9, atol=0)
 
 
 def _build_hist(ctx: _Ctx, regions, samples) -> dict:
-    job = ctx.job
-    lumi = float(_unquote(job.get("Lumi", "Luminosity") or "1"))
+    lumi = _number(ctx, ctx.job, "Lumi", "Luminosity", default=1.0)
     out: dict = {}
-    for reg in regions:
-        r = reg.blk
-        edges = None
-        for s in samples:
-            if not _in_region(s, reg):
-                continue
-            where = f"{s.blk.where(ctx.source)} in Region {reg.name!r}"
-            path, name = _hist_path(ctx, [s.blk, r, job])
-            h = _read_th1(ctx, path, name, where)
-            if edges is None:
-                edges = h.edges
-            elif not np.allclose(edges, h.edges, rtol=1e-9, atol=0):
-                raise InvalidConfig(
-                    f"binning of {path}:{name} differs from the region's first "
-                    f"histogram ({edges.tolist()} vs {h.edges.tolist()})",
-                    where,
-                )
-            if s.kind == "DATA":
-                out[(reg.name, "data", "nominal")] = h
-                continue
-            scale = float(_unquote(s.blk.get("LumiScale", "LumiScales") or "1"))
-            if _bool(s.blk.get("NormalizedByTheory", "NormByTheory"), True):
-                scale *= lumi
-            out[(reg.name, s.name, "nominal")] = _scaled(h, scale)
-            for sy in _systs_for(ctx, s, reg):
-                typ = _unquote(sy.get("Type") or "HISTO").upper()
-                if typ == "OVERALL":
-                    continue
-                np_name = _unquote(sy.get("NuisanceParameter") or sy.name)
-                for side in ("Up", "Down"):
-                    if not any(k.startswith("histo") and k.endswith(side.lower()) for k in sy.keys):
-                        continue
-                    p, n = _hist_path(ctx, [sy, s.blk, r, job], side)
-                    hv = _read_th1(ctx, p, n, sy.where(ctx.source))
-                    if not np.allclose(edges, hv.edges, rtol=1e-9, atol=0):
-                        raise InvalidConfig(
-                            f"binning of {p}:{n} differs from the nominal", sy.where(ctx.source)
-                        )
-                    out[(reg.name, s.name, f"{np_name}|{sy.name}_{side.lower()}")] = _scaled(
-                        hv, scale
-                    )
-        reg.edges = edges
+    files: dict = {}  # one open per ROOT file
+    try:
+        for reg in regions:
+            _hist_region(ctx, reg, samples, lumi, files, out)
+    finally:
+        for rfile in files.values():
+            rfile.close()
     return out
+
+
+def _hist_region(ctx: _Ctx, reg: _Region, samples, lumi: float, files: dict, out: dict) -> None:
+    """Read the histograms of one region into ``out`` and set ``reg.edges``."""
+    job, r = ctx.job, reg.blk
+    edges = None
+    for s in samples:
+        if not _in_region(s, reg):
+            continue
+        where = f"{s.blk.where(ctx.source)} in Region {reg.name!r}"
+        path, name = _hist_path(ctx, [s.blk, r, job])
+        h = _read_th1(files, path, name, where)
+        if edges is None:
+            edges = h.edges
+        elif not _same_edges(edges, h.edges):
+            raise InvalidConfig(
+                f"binning of {path}:{name} differs from the region's first "
+                f"histogram ({edges.tolist()} vs {h.edges.tolist()})",
+                where,
+            )
+        if s.kind == "DATA":
+            out[(reg.name, "data", "nominal")] = h
+            continue
+        scale = _number(ctx, s.blk, "LumiScale", "LumiScales", default=1.0)
+        if _bool(s.blk.get("NormalizedByTheory", "NormByTheory"), True):
+            scale *= lumi
+        out[(reg.name, s.name, "nominal")] = _scaled(h, scale)
+        for sy in _systs_for(ctx, s, reg):
+            typ = _unquote(sy.get("Type") or "HISTO").upper()
+            if typ == "OVERALL":
+                continue
+            np_name = _unquote(sy.get("NuisanceParameter") or sy.name)
+            for side in ("Up", "Down"):
+                if not any(k.startswith("histo") and k.endswith(side.lower()) for k in sy.keys):
+                    continue
+                p, n = _hist_path(ctx, [sy, s.blk, r, job], side)
+                hv = _read_th1(files, p, n, sy.where(ctx.source))
+                if not _same_edges(edges, hv.edges):
+                    raise InvalidConfig(
+                        f"binning of {p}:{n} differs from the nominal", sy.where(ctx.source)
+                    )
+                key = (reg.name, s.name, f"{np_name}|{sy.name}_{side.lower()}")
+                out[key] = _scaled(hv, scale)
+    reg.edges = edges
 
 
 def _scaled(h: Hist, k: float) -> Hist:
@@ -672,12 +694,20 @@ def _assemble(ctx: _Ctx, regions, samples, hists: dict) -> dict:
     }
 
 
-def _normfactor(params: dict, name: str, nominal, lo, hi, const: bool) -> dict[str, Any]:
+def _normfactor(
+    params: dict, name: str, nominal, lo, hi, const: bool, where: str
+) -> dict[str, Any]:
+    def num(v: Any) -> float:
+        try:
+            return float(_unquote(v))
+        except ValueError:
+            raise InvalidConfig(f"normfactor {name!r}: not a number: {v!r}", where) from None
+
     cfg = params.setdefault(name, {"_nf": True})
     if nominal is not None:
-        cfg["inits"] = [float(nominal)]
+        cfg["inits"] = [num(nominal)]
     if lo is not None and hi is not None:
-        cfg["bounds"] = [[float(lo), float(hi)]]
+        cfg["bounds"] = [[num(lo), num(hi)]]
     if const:
         cfg["fixed"] = True
     return {"name": name, "type": "normfactor", "data": None}
@@ -689,7 +719,8 @@ def _modifiers(ctx, reg, s, nom: Hist, hists, params, use_stat_default) -> list[
     nf = _list(sb.get("NormFactor"))
     if nf:
         vals = nf + [None] * (4 - len(nf))
-        mods.append(_normfactor(params, vals[0], vals[1], vals[2], vals[3], False))
+        where = sb.where(ctx.source, "normfactor")
+        mods.append(_normfactor(params, vals[0], vals[1], vals[2], vals[3], False, where))
     for nb in _of(ctx.blocks, "NormFactor"):
         if (
             _applies(nb, s.name, "Samples")
@@ -704,14 +735,15 @@ def _modifiers(ctx, reg, s, nom: Hist, hists, params, use_stat_default) -> list[
                     nb.get("Min"),
                     nb.get("Max"),
                     _bool(nb.get("Constant"), False),
+                    nb.where(ctx.source),
                 )
             )
     for sy in _systs_for(ctx, s, reg):
         typ = _unquote(sy.get("Type") or "HISTO").upper()
         np_name = _unquote(sy.get("NuisanceParameter") or sy.name)
         if typ == "OVERALL":
-            up = float(_unquote(sy.get("OverallUp") or "0"))
-            down = float(_unquote(sy.get("OverallDown") or str(-up)))
+            up = _number(ctx, sy, "OverallUp", default=0.0)
+            down = _number(ctx, sy, "OverallDown", default=-up)
             mods.append(
                 {"name": np_name, "type": "normsys", "data": {"hi": 1.0 + up, "lo": 1.0 + down}}
             )
