@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from nextstat.errors import InvalidConfig, InvalidFormat
+from nextstat.ntuple.builder import NtupleWorkspaceBuilder, _and, _times
 from nextstat.ntuple.fill import Hist, check_edges
 
 __all__ = ["Block", "parse_trex_config", "trex_to_workspace"]
@@ -195,7 +196,7 @@ _COSMETIC = {
     "systcontrolplots",
     "histochecks",
     "tableoptions",
-    "systdatapLots",
+    "systdataplots",
     "doplots",
 }
 
@@ -342,10 +343,8 @@ def _systs_for(ctx: _Ctx, s: _Sample, reg: _Region) -> list[Block]:
 
 
 def _prod(*parts: str | None) -> str | None:
-    kept = [_unquote(p) for p in parts if p not in (None, "") and _unquote(p) != ""]
-    if not kept:
-        return None
-    return kept[0] if len(kept) == 1 else " * ".join(f"({p})" for p in kept)
+    """The product of the (unquoted) weight expressions given."""
+    return _times(*(None if p is None else _unquote(p) for p in parts))
 
 
 def _ntuple_files(ctx: _Ctx, *levels: Block, suffix: str = "") -> list[str]:
@@ -393,8 +392,6 @@ def _tree_name(*levels: Block, suffix: str = "") -> str | None:
 
 
 def _build_ntup(ctx: _Ctx, regions, samples, step: int, progress) -> dict:
-    from nextstat.ntuple.builder import NtupleWorkspaceBuilder
-
     job = ctx.job
     b = NtupleWorkspaceBuilder().ntuple_path(ctx.base).tree_name(_tree_name(job) or "events")
     if step:
@@ -418,10 +415,8 @@ def _build_ntup(ctx: _Ctx, regions, samples, step: int, progress) -> dict:
 
 
 def _and_sel(*parts: str | None) -> str | None:
-    kept = [_unquote(p) for p in parts if p is not None and _unquote(p) != ""]
-    if not kept:
-        return None
-    return kept[0] if len(kept) == 1 else " && ".join(f"({p})" for p in kept)
+    """The conjunction of the (unquoted) selections given."""
+    return _and(*(None if p is None else _unquote(p) for p in parts))
 
 
 def _ntup_sample(ctx: _Ctx, ch, reg: _Region, s: _Sample, lumi: str | None) -> None:
