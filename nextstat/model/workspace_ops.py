@@ -750,7 +750,11 @@ def apply_json_patch(document: Any, operations: list, where: str = "patch") -> A
     {'b': [1, 2, 3]}
     """
     _check_operations(operations, where)
-    doc = copy.deepcopy(document)
+    return _apply_operations(copy.deepcopy(document), operations, where)
+
+
+def _apply_operations(doc: Any, operations: list, where: str) -> Any:
+    """Apply checked operations to ``doc`` in place (the root may be replaced: use the result)."""
     for i, op in enumerate(operations):
         try:
             doc = _apply_operation(doc, op)
@@ -1003,7 +1007,10 @@ class PatchSet:
         PatchSetVerificationError
             If a digest differs (the message gives both).
         """
-        spec = _load(ws, "background-only workspace")
+        self._verify(_load(ws, "background-only workspace"))
+
+    def _verify(self, spec: dict) -> None:
+        """:meth:`verify` on an already loaded workspace."""
         for alg, expected in self.digests.items():
             actual = _digest_json(spec, alg)
             if actual.lower() != expected.lower():
@@ -1015,13 +1022,13 @@ class PatchSet:
 
     def apply(self, ws: Any, key: Any, verify: bool = True) -> dict:
         """The workspace with patch ``key`` applied (see :func:`apply_patch`)."""
-        spec = _load(ws, "background-only workspace")
+        spec = _load(ws, "background-only workspace")  # a private copy: patched in place
         if verify:
-            self.verify(spec)
+            self._verify(spec)
         patch = self[key]
         index = self._patches.index(patch)
         where = f"patches[{index}]"
-        patched = apply_json_patch(spec, patch.operations, f"{where}.patch")
+        patched = _apply_operations(spec, patch.operations, f"{where}.patch")
         if not isinstance(patched, dict):
             raise InvalidPatchSet(
                 f"patch {patch.name!r} turns the workspace into a {type(patched).__name__}", where
