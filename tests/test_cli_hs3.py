@@ -53,3 +53,15 @@ def test_import_hs3_of_a_pyhf_workspace_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["import", "hs3", "-i", str(example_path())])
     assert result.exit_code == 2
     assert "nextstat: error:" in result.output
+
+
+def test_input_file_names_starting_with_a_brace_are_paths(tmp_path, monkeypatch):
+    from nextstat.io.hs3 import to_hs3
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "{model}.json").write_text(json.dumps(to_hs3(nextstat.from_pyhf(example_path()))))
+    _run(["import", "hs3", "-i", "{model}.json", "-o", "ws_out.json"])
+    assert json.loads((tmp_path / "ws_out.json").read_text())["channels"]
+    (tmp_path / "{ws}.json").write_text(example_path().read_text())
+    xml = _run(["export", "histfactory", "-i", "{ws}.json", "--out-dir", "xml"])
+    assert xml.output.strip().endswith("combination.xml")

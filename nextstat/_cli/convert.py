@@ -7,6 +7,8 @@ the commands.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from nextstat.cli import _emit, input_option, output_option
@@ -68,7 +70,7 @@ def export_histfactory(input_path: str, out_dir: str, prefix: str) -> None:
     from nextstat.cli import _read_stdin
     from nextstat.io.histfactory_xml import to_xml
 
-    source = _read_stdin() if input_path == "-" else input_path
+    source = _read_stdin() if input_path == "-" else Path(input_path)  # a path, even "{x}.json"
     click.echo(str(to_xml(source, out_dir, prefix=prefix)))
 
 
@@ -94,7 +96,7 @@ def import_hs3(input_path: str, analysis: str | None, parameter_point: str | Non
     from nextstat.io.hs3 import hs3_to_workspace
     from nextstat.io.load import read_json_document
 
-    doc = _read_stdin() if input_path == "-" else read_json_document(input_path)[0]
+    doc = _read_stdin() if input_path == "-" else read_json_document(Path(input_path))[0]
     ws, info = hs3_to_workspace(doc, analysis=analysis, parameter_point=parameter_point)
     codes = info.get("interpolation")
     if codes:
