@@ -224,6 +224,19 @@ def _prune_and_rename(ws: dict, prune_: dict[str, list[str]], rename_: dict[str,
     }
 
 
+def _edit(ws: Any, verb: str, request: dict[str, Any]) -> dict:
+    """Check that every name in ``request`` exists, then prune (or rename) them."""
+    spec = _load(ws)
+    known = _inventory(spec)
+    for kind, names in request.items():  # the checks run in the request's order
+        _check_known(names, known[kind], kind, verb)
+    if verb == "prune":
+        out = _prune_and_rename(spec, request, {k: {} for k in known})
+    else:
+        out = _prune_and_rename(spec, {k: [] for k in known}, request)
+    return _validated(out, f"{verb}d")
+
+
 def prune(
     ws: Any,
     channels: Any = (),
@@ -263,19 +276,14 @@ def prune(
     >>> [m["type"] for s in pruned["channels"][0]["samples"] for m in s["modifiers"]]
     ['normfactor']
     """
-    spec = _load(ws)
-    known = _inventory(spec)
     request = {
-        "channel": _names(channels, "channels"),
-        "sample": _names(samples, "samples"),
-        "modifier": _names(modifiers, "modifiers"),
         "modifier type": _names(modifier_types, "modifier_types"),
+        "modifier": _names(modifiers, "modifiers"),
+        "sample": _names(samples, "samples"),
+        "channel": _names(channels, "channels"),
         "measurement": _names(measurements, "measurements"),
     }
-    for kind in ("modifier type", "modifier", "sample", "channel", "measurement"):
-        _check_known(request[kind], known[kind], kind, "prune")
-    out = _prune_and_rename(spec, request, {k: {} for k in known})
-    return _validated(out, "pruned")
+    return _edit(ws, "prune", request)
 
 
 def rename(
@@ -314,19 +322,14 @@ def rename(
     >>> ws["measurements"][0]["config"]["poi"]
     'xsec'
     """
-    spec = _load(ws)
-    known = _inventory(spec)
     request = {
-        "channel": _mapping(channels, "channels"),
-        "sample": _mapping(samples, "samples"),
-        "modifier": _mapping(modifiers, "modifiers"),
         "modifier type": {},
+        "modifier": _mapping(modifiers, "modifiers"),
+        "sample": _mapping(samples, "samples"),
+        "channel": _mapping(channels, "channels"),
         "measurement": _mapping(measurements, "measurements"),
     }
-    for kind in ("modifier", "sample", "channel", "measurement"):
-        _check_known(request[kind], known[kind], kind, "rename")
-    out = _prune_and_rename(spec, {k: [] for k in known}, request)
-    return _validated(out, "renamed")
+    return _edit(ws, "rename", request)
 
 
 # --------------------------------------------------------------------------
