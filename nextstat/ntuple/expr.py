@@ -154,14 +154,6 @@ def _tokenize(text: str) -> list[_Tok]:
 # ---------------------------------------------------------------------------
 
 
-def _fmin(a: Any, b: Any) -> Any:
-    return np.fmin(a, b)
-
-
-def _fmax(a: Any, b: Any) -> Any:
-    return np.fmax(a, b)
-
-
 #: name -> (number of arguments, numpy implementation). min / max ignore a NaN argument
 #: (``np.fmin`` / ``np.fmax``), like C's ``fmin`` / ``fmax``.
 FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
@@ -173,8 +165,8 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "log10": (1, np.log10),
     "log2": (1, np.log2),
     "pow": (2, np.power),
-    "min": (2, _fmin),
-    "max": (2, _fmax),
+    "min": (2, np.fmin),
+    "max": (2, np.fmax),
     "sin": (1, np.sin),
     "cos": (1, np.cos),
     "tan": (1, np.tan),
@@ -226,16 +218,12 @@ def _truth(x: Any) -> Any:
     return bool(x != 0)
 
 
-def _fmod(a: Any, b: Any) -> Any:
-    return np.fmod(a, b)
-
-
 _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "+": lambda a, b: _num(a) + _num(b),
     "-": lambda a, b: _num(a) - _num(b),
     "*": lambda a, b: _num(a) * _num(b),
     "/": lambda a, b: np.true_divide(_num(a), _num(b)),
-    "%": lambda a, b: _fmod(_num(a), _num(b)),
+    "%": lambda a, b: np.fmod(_num(a), _num(b)),
     "**": lambda a, b: np.power(_num(a), _num(b)),
     "==": lambda a, b: np.equal(_num(a), _num(b)),
     "!=": lambda a, b: np.not_equal(_num(a), _num(b)),
@@ -282,15 +270,24 @@ class _Name(_Node):
         name, text, pos = self.name, self.text, self.pos
 
         def get(env: Env) -> Any:
-            try:
-                col = env[name]
-            except KeyError:
-                raise _error(text, pos, f"unknown branch {name!r}") from None
-            if isinstance(col, np.ndarray) and col.ndim == 1 and col.dtype != object:
+            col = _column(env, name, text, pos)
+            if _is_flat(col):
                 return col
             return _as_flat(col, name, text, pos)
 
         return get
+
+
+def _column(env: Env, name: str, text: str, pos: int) -> Any:
+    try:
+        return env[name]
+    except KeyError:
+        raise _error(text, pos, f"unknown branch {name!r}") from None
+
+
+def _is_flat(col: Any) -> bool:
+    """A plain 1-D numpy column (one number per event)."""
+    return isinstance(col, np.ndarray) and col.ndim == 1 and col.dtype != object
 
 
 def _as_flat(col: Any, name: str, text: str, pos: int) -> np.ndarray:
@@ -329,11 +326,8 @@ class _Index(_Node):
         name, index, text, pos = self.name, self.index, self.text, self.pos
 
         def get(env: Env) -> Any:
-            try:
-                col = env[name]
-            except KeyError:
-                raise _error(text, pos, f"unknown branch {name!r}") from None
-            if isinstance(col, np.ndarray) and col.ndim == 1 and col.dtype != object:
+            col = _column(env, name, text, pos)
+            if _is_flat(col):
                 raise _error(text, pos, f"branch {name!r} is a scalar and cannot be indexed")
             return _take(col, index)
 
