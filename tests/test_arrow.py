@@ -184,6 +184,9 @@ def test_to_arrow_params_with_a_fit_result(tmp_path):
         to_arrow(model, what="nope")
     with pytest.raises(ValueError, match="params has shape"):
         to_arrow(model, [1.0])
+    other = nextstat.fit(nextstat.from_pyhf(ZOO["all_modifiers"]))  # another model's fit
+    with pytest.raises(ValueError, match="params has shape"):
+        to_arrow(model, other, what="params")
 
 
 # --------------------------------------------------------------------------

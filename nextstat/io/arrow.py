@@ -665,16 +665,13 @@ def _parameter_values(model, params: Any):
     """(values, uncertainties or None) from None, a vector or a FitResult."""
     if params is None:
         return model.suggested_init(), None
-    if hasattr(params, "bestfit"):
-        unc = getattr(params, "uncertainties", None)
-        return np.asarray(params.bestfit, dtype=float), (
-            None if unc is None else np.asarray(unc, dtype=float))
-    values = np.asarray(params, dtype=float)
+    unc = getattr(params, "uncertainties", None) if hasattr(params, "bestfit") else None
+    values = np.asarray(getattr(params, "bestfit", params), dtype=float)
     if values.shape != (model.n_params(),):
         raise InvalidParameters(
             f"params has shape {values.shape}, the model has {model.n_params()} parameters"
         )
-    return values, None
+    return values, None if unc is None else np.asarray(unc, dtype=float)
 
 
 def to_arrow(model: Any, params: Any = None, what: str = "yields"):
