@@ -537,6 +537,11 @@ def test_yaml_config_equals_fluent_builder(ntuples):
         ),
         ({"systematics": [{"name": "x", "type": "shape"}]}, "unknown systematic type 'shape'"),
         ({"samples": []}, "samples: no samples"),
+        ({"step_size": "big"}, "cfg.yaml: step_size: must be a positive integer, got 'big'"),
+        (
+            {"normfactors": [{"name": "k", "init": "one"}]},
+            r"normfactors\[0\]: 'init' and 'bounds' must be numbers",
+        ),
     ],
 )
 def test_config_errors(ntuples, patch, message):

@@ -220,7 +220,10 @@ def builder_from_config(
     meas = c.mapping(cfg.get("measurement", {}), {"name", "poi"}, "measurement")
     b.measurement(str(meas.get("name", "meas")), str(meas.get("poi", "mu")))
     if "step_size" in cfg:
-        b.step_size(int(cfg["step_size"]))
+        step = cfg["step_size"]
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or step < 1 or step % 1:
+            raise InvalidConfig(f"must be a positive integer, got {step!r}", c.at("step_size"))
+        b.step_size(int(step))
     for i, p in enumerate(c.seq(cfg.get("parameters"), "parameters")):
         if not isinstance(p, Mapping) or "name" not in p:
             raise InvalidConfig("each parameter needs a 'name'", c.at(f"parameters[{i}]"))
@@ -294,8 +297,8 @@ def builder_from_config(
             keep = c.names(s.get("regions"), region_names, "region", f"{spath}.regions")
             if keep is not None and rname not in keep:
                 continue
-            _add_sample(c, ch.sample(sample_names[si]), s, spath)
-            sb = ch._samples[-1]
+            sb = ch.sample(sample_names[si])
+            _add_sample(c, sb, s, spath)
             for kind, items in (("normfactors", nfs), ("systematics", systs)):
                 for i, item in enumerate(items):
                     only_s, only_r = filters[(kind, i)]
@@ -337,10 +340,15 @@ def _add_sample(c: _Checker, sb: Any, s: Mapping[str, Any], path: str) -> None:
 def _apply(c: _Checker, sb: Any, kind: str, item: Mapping[str, Any], path: str) -> None:
     name = str(c.require(item, "name", path))
     if kind == "normfactors":
-        bounds = item.get("bounds")
+        init, bounds = item.get("init"), item.get("bounds")
         if bounds is not None and (not isinstance(bounds, (list, tuple)) or len(bounds) != 2):
             raise InvalidConfig(f"bounds must be [low, high], got {bounds!r}", c.at(path))
-        sb.normfactor(name, item.get("init"), tuple(bounds) if bounds is not None else None)
+        try:
+            init = None if init is None else float(init)
+            bounds = None if bounds is None else (float(bounds[0]), float(bounds[1]))
+        except (TypeError, ValueError):
+            raise InvalidConfig("'init' and 'bounds' must be numbers", c.at(path)) from None
+        sb.normfactor(name, init, bounds)
         return
     typ = str(c.require(item, "type", path)).lower()
     if typ == "norm":
