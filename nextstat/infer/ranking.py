@@ -243,6 +243,17 @@ def _as_slice(idx):
     return idx
 
 
+class _PinnedProfile:
+    """A :class:`ProfileLikelihood`'s view with some free parameters fixed where they are
+    (what :class:`_Refitter` reads: model, data, mode, POI, bounds, fixed set)."""
+
+    def __init__(self, prof, pinned):
+        self.model, self.data, self.kahan, self.poi = prof.model, prof.data, prof.kahan, prof.poi
+        self.lower, self.upper = prof.lower, prof.upper
+        self.fixed = prof.fixed.copy()
+        self.fixed[pinned] = True
+
+
 class _Refitter:
     """Conditional refits ``theta_j = value`` of one model and dataset (thread-safe).
 
@@ -265,7 +276,7 @@ class _Refitter:
     mean with ``REFIT_PGTOL``.
     """
 
-    def __init__(self, prof, x_hat, cov):
+    def __init__(self, prof, x_hat, cov, pin=True):
         model = prof.model
         self.cm = model.compiled
         self._nll_grad = self.cm.nll_grad
@@ -276,6 +287,8 @@ class _Refitter:
         self.lower, self.upper = prof.lower, prof.upper
         self.cov = cov
         self.ok = False
+        self.held = None
+        self.pinned = np.zeros(0, dtype=np.intp)
         x = np.clip(np.array(x_hat, dtype=float), self.lower, self.upper)
         self.x_hat = x
         f, g = self._fg(x)
@@ -317,6 +330,16 @@ class _Refitter:
         if polished is not None:
             self.x_hat = polished
             self.f_hat, self.g_hat = self._fg(polished)
+        # Parameters that sit on a bound at the best fit (within NEWTON_TOL of their
+        # width) without being pushed against it, e.g. a POI at 0 with data equal to the
+        # background: refits that would move them out of the box are batched again with
+        # them held there (see impacts()).
+        room = np.minimum(self.x_hat - self.lower, self.upper - self.x_hat) * self.scale
+        self.pinned = np.flatnonzero(newton & (room <= NEWTON_TOL))
+        self.held = None
+        if 0 < self.pinned.size <= NEWTON_MAX_PINS and pin:
+            held_prof = _PinnedProfile(prof, self.pinned)
+            self.held = _Refitter(held_prof, self.x_hat, cov, pin=False)
 
     def _fg(self, x):
         return self._nll_grad(x, self.main, self.aux, self.const, self.kahan)
@@ -543,7 +566,7 @@ class _Refitter:
             out[:, li] = u_l
         return out
 
-    def impacts(self, chunk, cands):
+    def impacts(self, chunk, cands, solutions=False):
         """Refitted POI for each parameter ``chunk[k]`` fixed at each value ``cands[k][m]``.
 
         ``cands[k]`` holds up to four values (NaN: skipped), refitted in three batched
@@ -554,7 +577,9 @@ class _Refitter:
         ``p d^2 + q d^3`` through both. Each start is then off by a higher order of the
         nonlinearity, which cuts the gradient evaluations per refit from ~3.4 to ~2.
 
-        Returns ``(poi, converged, used_fallback)`` arrays of shape ``(len(chunk), 4)``.
+        Returns ``(poi, converged, used_fallback)`` arrays of shape ``(len(chunk), 4)``,
+        and with ``solutions`` the refitted points of the batched refits, shape
+        ``(len(chunk), 4, n)`` (NaN for the others).
         """
         nk = len(chunk)
         cands = np.asarray(cands, dtype=float).reshape(nk, 4)
@@ -563,6 +588,7 @@ class _Refitter:
         fb = np.zeros((nk, 4), dtype=bool)
         js = np.asarray(chunk, dtype=np.intp)
         todo = np.isfinite(cands)
+        sol = np.full((nk, 4, self.x_hat.size), np.nan) if solutions else None
         batch = self.newton[js] if self.ok else np.zeros(nk, dtype=bool)
         if batch.any():
             kb = np.flatnonzero(batch)
@@ -593,6 +619,8 @@ class _Refitter:
                     xs, done = self._finish_rows(x0, kc[sel], kjj[sel], jb[sel], v)
                     rows = kb[sel]
                     mu[rows[done], m] = xs[done, self.poi]
+                    if sol is not None:
+                        sol[rows[done], m] = xs[done]
                     conv[rows[done], m] = True
                     todo[rows[done], m] = False
                     if stage < 2:
@@ -603,10 +631,42 @@ class _Refitter:
                         dd[sel] = d
                         clean[sel[done]] = True
                         resid[stage] = (dd, r, clean)
+        if solutions:  # the held pass's own refitter: the caller checks and refits the rest
+            fb[todo] = True
+            return mu, conv, fb, sol
+        if todo.any() and self.held is not None and self.held.ok:
+            self._impacts_held(js, cands, todo, mu, conv)
         for k, m in zip(*np.nonzero(todo), strict=True):
             xr, ok, used = self.refit(int(js[k]), float(cands[k, m]), None)
             mu[k, m], conv[k, m], fb[k, m] = xr[self.poi], ok, used
         return mu, conv, fb
+
+    def _impacts_held(self, js, cands, todo, mu, conv):
+        """Batched refits of the ``todo`` entries with the pinned parameters held on their
+        bounds; a solution is kept (and its entry cleared from ``todo``) when it satisfies
+        the bound's KKT condition, i.e. the gradient pushes each pinned parameter outwards
+        (``g >= 0`` on a lower bound, ``<= 0`` on an upper one, to ``NEWTON_TOL`` in units
+        of ``sqrt(H_pp)``); the rest are left for :meth:`refit`."""
+        held = self.held
+        rows = np.flatnonzero(todo.any(axis=1))
+        sub = np.where(todo[rows], cands[rows], np.nan)
+        hmu, hconv, hfb, hx = held.impacts(js[rows], sub, solutions=True)
+        ok = hconv & ~hfb & todo[rows]
+        if not ok.any():
+            return
+        kk, mm = np.nonzero(ok)
+        xs = hx[kk, mm]
+        grad = self._nll_grad_batch(self.cm, np.ascontiguousarray(xs), self.main, self.aux,
+                                    self.const, self.kahan, 1)[1]
+        p = self.pinned
+        at_lo = self.x_hat[p] - self.lower[p] <= self.upper[p] - self.x_hat[p]
+        push = np.where(at_lo, grad[:, p], -grad[:, p]) / self.scale[p]
+        good = np.all(push >= -NEWTON_TOL, axis=1) & np.all(np.isfinite(grad), axis=1)
+        for r, k_sub, m in zip(np.flatnonzero(good), kk[good], mm[good], strict=True):
+            k = rows[k_sub]
+            mu[k, m] = xs[r, self.poi]
+            conv[k, m] = True
+            todo[k, m] = False
 
     @staticmethod
     def _extrapolate(resid, stage, sel, d):
