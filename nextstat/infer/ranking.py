@@ -271,6 +271,12 @@ class _Refitter:
     is at most ``NEWTON_TOL``; that step is applied. A local gamma's refit typically takes
     3 gradient evaluations, a global nuisance parameter's 20 to 40.
 
+    Parameters on a bound at the best fit but not pushed against it (a POI at 0 when the
+    data equal the background) make every refit that pushes them outwards leave the
+    batch; those are batched once more by a second refitter with them held where they are
+    (``self.held``), and a solution is kept when the gradient pushes each held parameter
+    against its bound (the KKT condition).
+
     Fallback (a Hessian that is not positive definite, a held parameter whose gradient
     would pull it back inside, too many evaluations): L-BFGS-B from the linear conditional
     mean with ``REFIT_PGTOL``.
