@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,13 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import fmt_time, loadavg, machine_info, write_section  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Timing,
+    fmt_time,
+    loadavg,
+    machine_info,
+    write_section,
+)
 from benchmarks.models import MODELS, make_model  # noqa: E402
 
 #: the clock of every measurement; ``--clock cpu`` switches it to process CPU time
@@ -54,27 +59,6 @@ NLL_TOL = 1e-6
 # ---------------------------------------------------------------------------------------
 # timing helpers
 # ---------------------------------------------------------------------------------------
-@dataclass
-class Timing:
-    """Per-call seconds of each repeat."""
-
-    samples: list[float] = field(default_factory=list)
-    inner: int = 1
-    note: str = ""
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples) if self.samples else float("nan")
-
-    @property
-    def min(self) -> float:
-        return min(self.samples) if self.samples else float("nan")
-
-    @property
-    def n(self) -> int:
-        return len(self.samples)
-
-
 def time_per_call(fn: Callable[[], object], repeats: int, target: float) -> Timing:
     """Median-able per-call times of ``fn``: ``repeats`` loops of ``inner`` calls each.
 

@@ -46,7 +46,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,13 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import fmt_time, loadavg, machine_info, write_section  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Timing,
+    fmt_time,
+    loadavg,
+    machine_info,
+    write_section,
+)
 from benchmarks.models import MODELS, make_model  # noqa: E402
 
 SECTION = "inference"
@@ -92,23 +98,6 @@ QUANTITIES = {
 # ---------------------------------------------------------------------------------------
 # timing
 # ---------------------------------------------------------------------------------------
-@dataclass
-class Timing:
-    samples: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples) if self.samples else float("nan")
-
-    @property
-    def min(self) -> float:
-        return min(self.samples) if self.samples else float("nan")
-
-    @property
-    def n(self) -> int:
-        return len(self.samples)
-
-
 def time_nextstat(
     fn: Callable[[], object], repeats: int, budget: float, min_runs: int
 ) -> tuple[Timing, object]:

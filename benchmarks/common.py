@@ -5,12 +5,35 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import statistics
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-__all__ = ["machine_info", "loadavg", "fmt_time", "write_section"]
+__all__ = ["Timing", "machine_info", "loadavg", "fmt_time", "write_section"]
+
+
+@dataclass
+class Timing:
+    """Per-call seconds of each timed repeat (``inner`` calls per repeat where batched)."""
+
+    samples: list[float] = field(default_factory=list)
+    inner: int = 1
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples) if self.samples else float("nan")
+
+    @property
+    def min(self) -> float:
+        return min(self.samples) if self.samples else float("nan")
+
+    @property
+    def n(self) -> int:
+        return len(self.samples)
 
 
 def loadavg() -> str:
