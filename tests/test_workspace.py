@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zoo import ZOO, zoo_case
-from zoo import load_workspace_module as _load
 
-W = _load()  # nextstat.model.workspace (works before the compiled extension is built)
+import nextstat.model.workspace as W
+
 InvalidWorkspace = W.InvalidWorkspace
 InvalidArgumentType = W.InvalidArgumentType
 load_workspace_spec = W.load_workspace_spec

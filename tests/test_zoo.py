@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 from zoo import INTERPOLATION_SETTINGS, ZOO, ZOO_DESCRIPTIONS, pyhf_model, zoo_case
-from zoo import load_workspace_module as _load
+
+import nextstat.model.workspace as W
 
 pyhf = pytest.importorskip("pyhf")
-W = _load()
 
 PYHF_SETTINGS = {"normsys": {"interpcode": "code4"}, "histosys": {"interpcode": "code4p"}}
 

@@ -665,31 +665,3 @@ def pyhf_model(ws, interpolation="pyhf", measurement=None):
         kwargs["measurement_name"] = measurement
     model = workspace.model(**kwargs)
     return model, workspace.data(model)
-
-
-def load_workspace_module():
-    """Import ``nextstat.model.workspace``, even before the compiled extension is built.
-
-    ``nextstat/__init__.py`` imports the compiled extension; the workspace
-    validator does not need it. If the normal import fails, the package
-    ``__init__`` is bypassed with a temporary namespace stub, which is removed
-    again afterwards so that a later ``import nextstat`` still reports the real
-    problem.
-    """
-    import importlib
-    import pathlib
-    import sys
-    import types
-
-    try:
-        return importlib.import_module("nextstat.model.workspace")
-    except ImportError:
-        pass
-    stub = types.ModuleType("nextstat")
-    stub.__path__ = [str(pathlib.Path(__file__).resolve().parents[1] / "nextstat")]
-    sys.modules["nextstat"] = stub
-    try:
-        return importlib.import_module("nextstat.model.workspace")
-    finally:
-        if sys.modules.get("nextstat") is stub:
-            del sys.modules["nextstat"]

@@ -147,23 +147,53 @@ def _blocks(dict t):
     fac1, hs0, hs1, gam0), one row per block. ``gam0`` is NS_GAM_NONE if no entry has a
     gamma, the first gamma parameter if entry i has exactly one, parameter ``gam0 + i``, and
     there is no histosys (the kernel's contiguous fast paths), else NS_GAM_GENERAL."""
-    ptr = t["sb_gam_ptr"]
-    n_blk = t["blk_len"].shape[0]
-    gam0 = np.full(n_blk, NS_GAM_GENERAL, dtype=np.int32)
-    for k, (sb0, nb) in enumerate(zip(t["blk_sb_start"], t["blk_len"])):
-        if t["blk_hs_ptr"][k + 1] > t["blk_hs_ptr"][k]:
-            continue
-        counts = np.diff(ptr[sb0:sb0 + nb + 1])
-        if not counts.any():
-            gam0[k] = NS_GAM_NONE
-        elif (counts == 1).all():
-            gam = t["gam_param"][ptr[sb0]:ptr[sb0 + nb]]
-            if (gam == gam[0] + np.arange(nb)).all():
-                gam0[k] = gam[0]
-    fac, hs = t["blk_fac_ptr"], t["blk_hs_ptr"]
-    return np.ascontiguousarray(np.stack(
-        [t["blk_bin_start"], t["blk_sb_start"], t["blk_len"], fac[:n_blk], fac[1:], hs[:n_blk],
-         hs[1:], gam0], axis=1).astype(np.int32))
+    cdef const int[::1] ptr = t["sb_gam_ptr"]
+    cdef const int[::1] gam = t["gam_param"]
+    cdef const int[::1] bin_start = t["blk_bin_start"]
+    cdef const int[::1] sb_start = t["blk_sb_start"]
+    cdef const int[::1] length = t["blk_len"]
+    cdef const int[::1] fac = t["blk_fac_ptr"]
+    cdef const int[::1] hs = t["blk_hs_ptr"]
+    cdef Py_ssize_t n_blk = length.shape[0], k, i
+    cdef int sb0, nb, g
+    out = np.empty((n_blk, 8), dtype=np.int32)
+    cdef int[:, ::1] o = out
+    for k in range(n_blk):
+        sb0, nb = sb_start[k], length[k]
+        g = NS_GAM_GENERAL
+        if hs[k + 1] == hs[k]:
+            if ptr[sb0 + nb] == ptr[sb0]:
+                g = NS_GAM_NONE
+            else:
+                g = gam[ptr[sb0]]
+                for i in range(nb):
+                    if ptr[sb0 + i + 1] - ptr[sb0 + i] != 1 or gam[ptr[sb0 + i]] != g + i:
+                        g = NS_GAM_GENERAL
+                        break
+        o[k, 0] = bin_start[k]
+        o[k, 1] = sb0
+        o[k, 2] = nb
+        o[k, 3] = fac[k]
+        o[k, 4] = fac[k + 1]
+        o[k, 5] = hs[k]
+        o[k, 6] = hs[k + 1]
+        o[k, 7] = g
+    return out
+
+
+cdef int _last_run(const int[::1] last, const int[::1] idx, int i0, int i1, int floor):
+    """``max(floor, last[idx[i0:i1]])``."""
+    cdef int i
+    for i in range(i0, i1):
+        if last[idx[i]] > floor:
+            floor = last[idx[i]]
+    return floor
+
+
+cdef void _mark_run(int[::1] last, const int[::1] idx, int i0, int i1, int r):
+    cdef int i
+    for i in range(i0, i1):
+        last[idx[i]] = r
 
 
 def _runs_of_blocks(dict t, blk):
@@ -176,27 +206,38 @@ def _runs_of_blocks(dict t, blk):
     k's bins and parameters has had a contribution from a later run: runs are evaluated in
     order, so every bin and parameter still receives its contributions in block order.
     """
-    fac_param = t["fac_param"].tolist()
-    fac_sig = list(zip(fac_param, t["fac_code"].tolist(), t["fac_lo"].tolist(),
-                       t["fac_hi"].tolist()))
-    hs_param = t["hs_param"].tolist()
-    gam_param = t["gam_param"].tolist()
-    g_ptr = t["sb_gam_ptr"].tolist()
+    cdef const int[:, ::1] b = blk
+    cdef const int[::1] fac_param = t["fac_param"]
+    cdef const int[::1] hs_param = t["hs_param"]
+    cdef const int[::1] gam_param = t["gam_param"]
+    cdef const int[::1] g_ptr = t["sb_gam_ptr"]
+    fac_arrays = (t["fac_param"], t["fac_code"], t["fac_lo"], t["fac_hi"])
+    # the last run that touched each bin / parameter (-1: none)
+    last_bin_arr = np.full(t["n_bins"], -1, dtype=np.int32)
+    last_par_arr = np.full(t["n_par"], -1, dtype=np.int32)
+    cdef int[::1] last_bin = last_bin_arr
+    cdef int[::1] last_par = last_par_arr
+    cdef Py_ssize_t n_blk = b.shape[0], k, i
+    cdef int bin0, sb0, nb, f0, f1, h0, h1, gam0, floor, r, cand
     runs = []       # [bin0, len, gam0, blk0, fac0, fac1, n_blk, [(sb0, nb), ...]]
     open_runs = {}  # (has gammas, next bin, next gamma, factors) -> run it would extend
-    last = {}       # ("b", bin) / ("p", parameter) -> last run that touched it
-    for k, (bin0, sb0, nb, f0, f1, h0, h1, gam0) in enumerate(blk.tolist()):
-        touched = [("b", b) for b in range(bin0, bin0 + nb)]
-        touched += [("p", p) for p in fac_param[f0:f1] + hs_param[h0:h1]]
-        touched += [("p", p) for p in gam_param[g_ptr[sb0]:g_ptr[sb0 + nb]]]
-        floor = max((last.get(x, -1) for x in touched), default=-1)
-        r = None
+    for k in range(n_blk):
+        bin0, sb0, nb, f0, f1 = b[k, 0], b[k, 1], b[k, 2], b[k, 3], b[k, 4]
+        h0, h1, gam0 = b[k, 5], b[k, 6], b[k, 7]
+        floor = -1
+        for i in range(bin0, bin0 + nb):
+            if last_bin[i] > floor:
+                floor = last_bin[i]
+        floor = _last_run(last_par, fac_param, f0, f1, floor)
+        floor = _last_run(last_par, hs_param, h0, h1, floor)
+        floor = _last_run(last_par, gam_param, g_ptr[sb0], g_ptr[sb0 + nb], floor)
+        r = -1
         if gam0 != NS_GAM_GENERAL:
-            sig = tuple(fac_sig[f0:f1])
-            cand = open_runs.pop((gam0 >= 0, bin0, max(gam0, 0), sig), None)
-            if cand is not None and cand >= floor:
+            sig = tuple(a[f0:f1].tobytes() for a in fac_arrays)
+            cand = open_runs.pop((gam0 >= 0, bin0, max(gam0, 0), sig), -1)
+            if cand >= 0 and cand >= floor:
                 r = cand
-        if r is None:
+        if r < 0:
             r = len(runs)
             runs.append([bin0, 0, gam0, k, f0, f1, 0, []])
         run = runs[r]
@@ -205,16 +246,19 @@ def _runs_of_blocks(dict t, blk):
         run[7].append((sb0, nb))
         if gam0 != NS_GAM_GENERAL:
             open_runs[(gam0 >= 0, bin0 + nb, max(gam0, 0) + nb if gam0 >= 0 else 0, sig)] = r
-        for x in touched:
-            last[x] = r
+        for i in range(bin0, bin0 + nb):
+            last_bin[i] = r
+        _mark_run(last_par, fac_param, f0, f1, r)
+        _mark_run(last_par, hs_param, h0, h1, r)
+        _mark_run(last_par, gam_param, g_ptr[sb0], g_ptr[sb0 + nb], r)
     nominal = t["nominal"]
     out = np.zeros((len(runs), 8), dtype=np.int32)
     parts, nom0 = [], 0
-    for r, (bin0, n, gam0, blk0, f0, f1, n_blk, slices) in enumerate(runs):
-        out[r] = (bin0, n, nom0, gam0, blk0, f0, f1, n_blk)
+    for r, (bin0, nb, gam0, blk0, f0, f1, n_blk, slices) in enumerate(runs):
+        out[r] = (bin0, nb, nom0, gam0, blk0, f0, f1, n_blk)
         if gam0 != NS_GAM_GENERAL:
-            parts += [nominal[sb0:sb0 + nb] for sb0, nb in slices]
-            nom0 += n
+            parts += [nominal[sb0:sb0 + n] for sb0, n in slices]
+            nom0 += nb
     run_nominal = np.concatenate(parts) if parts else np.zeros(0)
     return out, np.ascontiguousarray(run_nominal, dtype=np.float64)
 

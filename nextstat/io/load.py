@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._gc import gc_paused
 from ..errors import InvalidArgumentType, InvalidWorkspace
 from ..model.histfactory import HistFactoryModel
 from ..model.workspace import parse_json_text, read_json_file, validate_workspace
@@ -51,6 +52,7 @@ def detect_format(doc: dict) -> str:
     )
 
 
+@gc_paused()
 def load(source, *, measurement: str | None = None, interpolation=None,
          **options) -> HistFactoryModel:
     """Build a model from a pyhf workspace, an HS3 document or a HistFactory XML setup.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._gc import gc_paused
 from ..model.compile import compile_workspace
 from ..model.histfactory import HistFactoryModel
 from ..model.interpolation import resolve_codes
@@ -10,6 +11,7 @@ from ..model.workspace import load_workspace_spec, select_measurement
 __all__ = ["from_pyhf", "build_model"]
 
 
+@gc_paused()
 def from_pyhf(
     spec,
     *,

@@ -13,7 +13,9 @@ the int32 / float64 arrays consumed by :class:`nextstat._ext.nll.CompiledModel`.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -61,7 +63,7 @@ class ParamSet:
     def component_names(self) -> list[str]:
         """Parameter names of the components (``name[i]`` for per-bin sets)."""
         if self.kind in PER_BIN_TYPES:
-            return [f"{self.name}[{i}]" for i in range(self.n)]
+            return list(map(f"{self.name}[{{}}]".format, range(self.n)))
         return [self.name]
 
 
@@ -109,6 +111,10 @@ def compile_workspace(
 ) -> ModelLayout:
     """Build the :class:`ModelLayout` of a validated workspace.
 
+    One pass over the channels, samples and modifiers (in pyhf's sorted order) registers
+    the parameters and records every modifier; the per-bin work (gamma tables, staterror
+    sigmas, shapesys factors, positivity checks) is then done on whole arrays.
+
     Parameters
     ----------
     ws : dict
@@ -121,93 +127,87 @@ def compile_workspace(
         What to do with a measurement parameter entry that names no modifier parameter
         (pyhf ignores these silently).
     """
-    channels = sorted(ch["name"] for ch in ws["channels"])
     by_name = {ch["name"]: ch for ch in ws["channels"]}
-    channel_bins = {c: len(by_name[c]["samples"][0]["data"]) for c in channels}
-    channel_samples = {c: sorted(s["name"] for s in by_name[c]["samples"]) for c in channels}
+    channels = sorted(by_name)
+    samples_of = {c: sorted(by_name[c]["samples"], key=_NAME) for c in channels}
+    channel_bins = {c: len(samples_of[c][0]["data"]) for c in channels}
+    channel_samples = {c: [s["name"] for s in samples_of[c]] for c in channels}
+    obs_by_name = {o["name"]: o["data"] for o in ws["observations"]}
+    code_ids = {k: CODE_IDS[v] for k, v in codes.items()}
+    normsys_code = code_ids["normsys"]
+    normsys_positive = codes["normsys"] in ("1", "4")
 
-    # --- parameter sets in pyhf order --------------------------------------------------
-    first_seen: dict[str, list[str]] = {t: [] for t in TYPE_ORDER}
-    first_seen_set: dict[str, set[str]] = {t: set() for t in TYPE_ORDER}
-    seen_types: dict[str, dict[str, tuple[str, str, int]]] = {}
-    modifiers: dict[str, list[str]] = {t: [] for t in TYPE_ORDER}
+    reg = _Registry(channel_bins)
+    seen = reg.seen
+    rec = _Records()
+    bin0 = 0
     for c in channels:
-        samples = sorted(by_name[c]["samples"], key=lambda s: s["name"])
-        for s in samples:
-            for mod in sorted(s["modifiers"], key=lambda m: (m["name"], m["type"])):
-                name, kind = mod["name"], mod["type"]
-                if name not in first_seen_set[kind]:
-                    first_seen_set[kind].add(name)
-                    first_seen[kind].append(name)
-                    modifiers[kind].append(name)
-                types = seen_types.setdefault(name, {})
-                if kind in types:
-                    prev_c, prev_sample, prev_n = types[kind]
-                    if kind not in ("staterror", "shapesys", "shapefactor"):
-                        continue
-                    prev_where = f"channel '{prev_c}', sample '{prev_sample}'"
-                    where = f"channel '{c}', sample '{s['name']}'"
-                    if kind in ("staterror", "shapesys") and prev_c != c:
+        nb = channel_bins[c]
+        rec.observed.extend(obs_by_name[c])
+        for s in samples_of[c]:
+            k = len(rec.blocks)
+            sb0 = len(rec.nominal)
+            rec.blocks.append((c, s["name"]))
+            rec.blk_bin_start.append(bin0)
+            rec.blk_sb_start.append(sb0)
+            rec.blk_len.append(nb)
+            rec.nominal.extend(s["data"])
+            # sorted by (name, type) without building key tuples: by type, then stably
+            # by name
+            for mod in sorted(sorted(s["modifiers"], key=_TYPE), key=_NAME):
+                kind, name = mod["type"], mod["name"]
+                types = seen.get(name)
+                if types is None or kind not in types or kind in PER_BIN_TYPES:
+                    reg.add(name, kind, c, s["name"])
+                if kind in ("normfactor", "lumi"):
+                    rec.fac.append((name, -1, 1.0, 1.0))
+                elif kind == "normsys":
+                    lo, hi = float(mod["data"]["lo"]), float(mod["data"]["hi"])
+                    if normsys_positive and (lo <= 0.0 or hi <= 0.0):
                         raise InvalidModel(
-                            f"{kind} '{name}' is used in channels '{prev_c}' and '{c}'; "
-                            f"per-bin constrained modifiers must stay within one channel"
+                            f"channel '{c}', sample '{s['name']}': normsys '{name}' has factors "
+                            f"lo={lo}, hi={hi}; interpolation code{codes['normsys']} needs both > 0"
                         )
-                    if kind == "shapefactor" and prev_n != channel_bins[c]:
-                        raise InvalidModel(
-                            f"shapefactor '{name}' is shared by channels with "
-                            f"{prev_n} and {channel_bins[c]} bins ({prev_where}; {where})"
-                        )
-                    if kind == "shapesys" and prev_c == c:
-                        raise InvalidModel(
-                            f"shapesys '{name}' appears on two samples ({prev_where}; {where});"
-                            " shapesys modifiers cannot be shared"
-                        )
-                else:
-                    types[kind] = (c, s["name"], channel_bins[c])
-                    if len(types) > 1 and len({
-                        _type_signature(k, n) for k, (_, _, n) in types.items()
-                    }) > 1:
-                        raise InvalidModel(
-                            f"parameter '{name}' is used by modifiers of incompatible types "
-                            f"{sorted(types)} (channel '{c}', sample '{s['name']}')"
-                        )
+                    rec.fac.append((name, normsys_code, lo, hi))
+                elif kind == "histosys":
+                    rec.hs.append((name, k, len(rec.hs_lo)))
+                    rec.hs_lo.extend(mod["data"]["lo_data"])
+                    rec.hs_hi.extend(mod["data"]["hi_data"])
+                else:  # staterror, shapesys, shapefactor: one gamma per bin
+                    rec.gam.append((name, sb0, bin0, nb))
+                    if kind == "staterror":
+                        rec.stat.append((name, sb0, nb))
+                        rec.stat_delta.extend(mod["data"])
+                    elif kind == "shapesys":
+                        rec.shapesys.append((name, sb0, nb))
+                        rec.shapesys_delta.extend(mod["data"])
+            rec.blk_fac_ptr.append(len(rec.fac))
+            rec.blk_hs_ptr.append(len(rec.hs))
+        bin0 += nb
+    n_bins = bin0
 
-    param_sets: dict[str, ParamSet] = {}
-    order: list[str] = []
-    for kind in TYPE_ORDER:
-        for name in first_seen[kind]:
-            if name in param_sets:
-                continue
-            c0, _, nb = seen_types[name][kind]
-            n = nb if kind in PER_BIN_TYPES else 1
-            if kind == "lumi":
-                ps = ParamSet(name, kind, 1, [1.0], [(0.0, 10.0)], [False], "gauss", [1.0],
-                              [1.0])
-            else:
-                init, bnd = _DEFAULTS[kind]
-                constraint = _type_signature(kind, n)[1]
-                ps = ParamSet(name, kind, n, [init] * n, [bnd] * n, [False] * n, constraint)
-                if constraint == "gauss":
-                    ps.auxdata = [0.0 if kind in ("normsys", "histosys") else 1.0] * n
-                    ps.sigmas = [1.0] * n
-            ps.channel = c0 if kind in PER_BIN_TYPES else None
-            param_sets[name] = ps
-            order.append(name)
-
-    _staterror_sigmas(by_name, channels, param_sets)
-    _shapesys_factors(by_name, channels, param_sets)
+    param_sets = reg.param_sets()
+    ordered = list(param_sets.values())
+    offset = 0
+    for ps in ordered:
+        ps.offset = offset
+        offset += ps.n
+    n_par = offset
+    nominal = np.asarray(rec.nominal, dtype=np.float64)
+    _staterror_sigmas(rec, nominal, param_sets, n_par)
+    _shapesys_factors(rec, nominal, param_sets)
     _apply_measurement(measurement, param_sets, unknown_parameters)
 
-    offset = 0
-    for name in order:
-        param_sets[name].offset = offset
-        offset += param_sets[name].n
-    n_par = offset
-    ordered = [param_sets[n] for n in order]
-    names = [cn for ps in ordered for cn in ps.component_names()]
-    init = np.array([v for ps in ordered for v in ps.inits], dtype=float)
-    bounds = np.array([b for ps in ordered for b in ps.bounds], dtype=float).reshape(n_par, 2)
-    fixed = np.array([f for ps in ordered for f in ps.fixed], dtype=bool)
+    names = list(chain.from_iterable(ps.component_names() for ps in ordered))
+    init = np.fromiter(chain.from_iterable(ps.inits for ps in ordered), dtype=float,
+                       count=n_par)
+    bounds = np.fromiter(
+        chain.from_iterable(chain.from_iterable(ps.bounds for ps in ordered)), dtype=float,
+        count=2 * n_par,
+    ).reshape(n_par, 2)
+    fixed = np.fromiter(chain.from_iterable(ps.fixed for ps in ordered), dtype=bool,
+                        count=n_par)
+    _check_values(ordered, init, bounds)
 
     poi_name = measurement["config"].get("poi") or None  # "" means no POI, as in pyhf
     poi_index = None
@@ -219,136 +219,46 @@ def compile_workspace(
             )
         poi_index = param_sets[poi_name].offset
 
-    # --- auxiliary data layout ---------------------------------------------------------
-    aux_data, aux_kind, aux_param, aux_tau = [], [], [], []
-    g_param, g_aux, g_inv_sigma, p_param, p_aux, p_tau = [], [], [], [], [], []
-    log_norm = 0.0
-    sqrt_2pi = math.sqrt(2.0 * math.pi)
-    for ps in ordered:
-        if ps.constraint is None:
-            continue
-        idx0, n = len(aux_data), ps.n
-        params = range(ps.offset, ps.offset + n)
-        aux_data.extend(ps.auxdata[:n])
-        aux_param.extend(params)
-        if ps.constraint == "gauss":
-            g_param.extend(params)
-            g_aux.extend(range(idx0, idx0 + n))
-            g_inv_sigma.extend(1.0 / sigma for sigma in ps.sigmas[:n])
-            for sigma in ps.sigmas[:n]:
-                log_norm += math.log(sigma * sqrt_2pi)
-            aux_kind.extend([0] * n)
-            aux_tau.extend([1.0] * n)
-        else:
-            p_param.extend(params)
-            p_aux.extend(range(idx0, idx0 + n))
-            p_tau.extend(ps.factors[:n])
-            aux_kind.extend([1] * n)
-            aux_tau.extend(ps.factors[:n])
+    aux = _aux_layout(ordered)
+    hs_lo = np.asarray(rec.hs_lo, dtype=np.float64)
+    hs_hi = np.asarray(rec.hs_hi, dtype=np.float64)
+    if codes["histosys"] in ("1", "4"):
+        _check_histosys_positive(rec, nominal, hs_lo, hs_hi, codes["histosys"])
+    sb_gam_ptr, gam_param = _gamma_table(rec, param_sets, nominal.size)
 
-    # --- rate tables ---------------------------------------------------------------------
-    code_ids = {k: CODE_IDS[v] for k, v in codes.items()}
-    blk_bin_start, blk_sb_start, blk_len, blocks = [], [], [], []
-    blk_fac_ptr, fac_param, fac_code, fac_lo, fac_hi = [0], [], [], [], []
-    blk_hs_ptr, hs_param, hs_code, hs_off, hs_lo, hs_hi = [0], [], [], [], [], []
-    sb_gammas: list[list[int]] = []
-    nominal: list[float] = []
-    observed: list[float] = []
-    obs_by_name = {o["name"]: o["data"] for o in ws["observations"]}
-    bin0 = 0
-    for c in channels:
-        nb = channel_bins[c]
-        observed.extend(float(x) for x in obs_by_name[c])
-        for s in sorted(by_name[c]["samples"], key=lambda s: s["name"]):
-            where = f"channel '{c}', sample '{s['name']}'"
-            blocks.append((c, s["name"]))
-            blk_bin_start.append(bin0)
-            blk_sb_start.append(len(nominal))
-            blk_len.append(nb)
-            nom = [float(x) for x in s["data"]]
-            nominal.extend(nom)
-            gam: list[list[int]] = [[] for _ in range(nb)]
-            for mod in sorted(s["modifiers"], key=lambda m: (m["name"], m["type"])):
-                kind, name = mod["type"], mod["name"]
-                ps = param_sets[name]
-                if kind in ("normfactor", "lumi"):
-                    fac_param.append(ps.offset)
-                    fac_code.append(-1)
-                    fac_lo.append(1.0)
-                    fac_hi.append(1.0)
-                elif kind == "normsys":
-                    lo, hi = float(mod["data"]["lo"]), float(mod["data"]["hi"])
-                    code = codes["normsys"]
-                    if code in ("1", "4") and (lo <= 0.0 or hi <= 0.0):
-                        raise InvalidModel(
-                            f"{where}: normsys '{name}' has factors lo={lo}, hi={hi}; "
-                            f"interpolation code{code} needs both > 0"
-                        )
-                    fac_param.append(ps.offset)
-                    fac_code.append(code_ids["normsys"])
-                    fac_lo.append(lo)
-                    fac_hi.append(hi)
-                elif kind == "histosys":
-                    lo_d = [float(x) for x in mod["data"]["lo_data"]]
-                    hi_d = [float(x) for x in mod["data"]["hi_data"]]
-                    code = codes["histosys"]
-                    if code in ("1", "4"):
-                        for i in range(nb):
-                            if nom[i] <= 0.0 or lo_d[i] <= 0.0 or hi_d[i] <= 0.0:
-                                raise InvalidModel(
-                                    f"{where}: histosys '{name}' bin {i}: interpolation "
-                                    f"code{code} needs positive nominal and variations"
-                                )
-                    hs_param.append(ps.offset)
-                    hs_code.append(code_ids["histosys"])
-                    hs_off.append(len(hs_lo))
-                    hs_lo.extend(lo_d)
-                    hs_hi.extend(hi_d)
-                else:  # staterror, shapesys, shapefactor: one gamma per bin
-                    for i in range(nb):
-                        gam[i].append(ps.offset + i)
-            blk_fac_ptr.append(len(fac_param))
-            blk_hs_ptr.append(len(hs_param))
-            sb_gammas.extend(gam)
-        bin0 += nb
-
-    sb_gam_ptr = np.zeros(len(sb_gammas) + 1, dtype=np.int32)
-    sb_gam_ptr[1:] = np.cumsum([len(g) for g in sb_gammas])
-    gam_param = [p for g in sb_gammas for p in g]
-
-    def i32(x):
-        return np.asarray(x, dtype=np.int32)
-
-    def f64(x):
-        return np.asarray(x, dtype=np.float64)
-
+    offset_of = {ps.name: ps.offset for ps in ordered}
+    fac_name, fac_code, fac_lo, fac_hi = zip(*rec.fac, strict=True) if rec.fac else ((),) * 4
+    hs_name, _, hs_off = zip(*rec.hs, strict=True) if rec.hs else ((),) * 3
+    blk_bin_start = _i32(rec.blk_bin_start)
+    blk_sb_start = _i32(rec.blk_sb_start)
+    blk_len = _i32(rec.blk_len)
     tables = {
         "n_par": n_par,
-        "n_bins": bin0,
-        "n_aux": len(aux_data),
-        "blk_bin_start": i32(blk_bin_start),
-        "blk_sb_start": i32(blk_sb_start),
-        "blk_len": i32(blk_len),
-        "blk_fac_ptr": i32(blk_fac_ptr),
-        "fac_param": i32(fac_param),
-        "fac_code": i32(fac_code),
-        "fac_lo": f64(fac_lo),
-        "fac_hi": f64(fac_hi),
-        "blk_hs_ptr": i32(blk_hs_ptr),
-        "hs_param": i32(hs_param),
-        "hs_code": i32(hs_code),
-        "hs_off": i32(hs_off),
-        "hs_lo": f64(hs_lo),
-        "hs_hi": f64(hs_hi),
+        "n_bins": n_bins,
+        "n_aux": aux["aux_data"].size,
+        "blk_bin_start": blk_bin_start,
+        "blk_sb_start": blk_sb_start,
+        "blk_len": blk_len,
+        "blk_fac_ptr": _i32(rec.blk_fac_ptr),
+        "fac_param": _i32([offset_of[n] for n in fac_name]),
+        "fac_code": _i32(fac_code),
+        "fac_lo": _f64(fac_lo),
+        "fac_hi": _f64(fac_hi),
+        "blk_hs_ptr": _i32(rec.blk_hs_ptr),
+        "hs_param": _i32([offset_of[n] for n in hs_name]),
+        "hs_code": _i32([code_ids["histosys"]] * len(hs_name)),
+        "hs_off": _i32(hs_off),
+        "hs_lo": hs_lo,
+        "hs_hi": hs_hi,
         "sb_gam_ptr": sb_gam_ptr,
-        "gam_param": i32(gam_param),
-        "nominal": f64(nominal),
-        "g_param": i32(g_param),
-        "g_aux": i32(g_aux),
-        "g_inv_sigma": f64(g_inv_sigma),
-        "p_param": i32(p_param),
-        "p_aux": i32(p_aux),
-        "p_tau": f64(p_tau),
+        "gam_param": gam_param,
+        "nominal": nominal,
+        "g_param": aux["g_param"],
+        "g_aux": aux["g_aux"],
+        "g_inv_sigma": aux["g_inv_sigma"],
+        "p_param": aux["p_param"],
+        "p_aux": aux["p_aux"],
+        "p_tau": aux["p_tau"],
     }
     return ModelLayout(
         param_sets=ordered,
@@ -361,87 +271,271 @@ def compile_workspace(
         channels=channels,
         channel_bins=channel_bins,
         channel_samples=channel_samples,
-        blocks=blocks,
-        observed_main=f64(observed),
-        aux_data=f64(aux_data),
-        aux_kind=i32(aux_kind),
-        aux_param=i32(aux_param),
-        aux_tau=f64(aux_tau),
-        gauss_log_norm=log_norm,
-        pois_aux_index=i32(p_aux),
+        blocks=rec.blocks,
+        observed_main=_f64(rec.observed),
+        aux_data=aux["aux_data"],
+        aux_kind=aux["aux_kind"],
+        aux_param=aux["aux_param"],
+        aux_tau=aux["aux_tau"],
+        gauss_log_norm=aux["log_norm"],
+        pois_aux_index=aux["p_aux"],
         tables=tables,
-        local_params=_local_params(n_par, blk_bin_start, blk_sb_start, blk_len, sb_gammas),
+        local_params=_local_params(rec, param_sets, n_par, n_bins),
         codes=dict(codes),
-        modifiers={k: v for k, v in modifiers.items() if v},
+        modifiers={k: v for k, v in reg.first_seen.items() if v},
     )
 
 
-def _local_params(n_par, blk_bin_start, blk_sb_start, blk_len, sb_gammas) -> np.ndarray:
+_NAME = operator.itemgetter("name")
+_TYPE = operator.itemgetter("type")
+
+
+def _i32(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.int32)
+
+
+def _f64(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _ranges(starts, lengths) -> np.ndarray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])``, vectorised."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.cumsum(lengths) - lengths  # position of each range in the output
+    return np.repeat(starts - first, lengths) + np.arange(total)
+
+
+class _Registry:
+    """Parameters in pyhf order and the checks that names are shared consistently."""
+
+    def __init__(self, channel_bins: dict[str, int]):
+        self.channel_bins = channel_bins
+        self.first_seen: dict[str, list[str]] = {t: [] for t in TYPE_ORDER}
+        # name -> {kind: (first channel, first sample, bins)}
+        self.seen: dict[str, dict[str, tuple[str, str, int]]] = {}
+
+    def add(self, name: str, kind: str, c: str, sample: str) -> None:
+        types = self.seen.get(name)
+        if types is None:
+            self.seen[name] = {kind: (c, sample, self.channel_bins[c])}
+            self.first_seen[kind].append(name)
+            return
+        if kind not in types:
+            self.first_seen[kind].append(name)
+            types[kind] = (c, sample, self.channel_bins[c])
+            if len({_type_signature(k, n) for k, (_, _, n) in types.items()}) > 1:
+                raise InvalidModel(
+                    f"parameter '{name}' is used by modifiers of incompatible types "
+                    f"{sorted(types)} (channel '{c}', sample '{sample}')"
+                )
+            return
+        if kind not in PER_BIN_TYPES:
+            return
+        prev_c, prev_sample, prev_n = types[kind]
+        if kind in ("staterror", "shapesys") and prev_c != c:
+            raise InvalidModel(
+                f"{kind} '{name}' is used in channels '{prev_c}' and '{c}'; "
+                f"per-bin constrained modifiers must stay within one channel"
+            )
+        if kind == "shapefactor" and prev_n != self.channel_bins[c]:
+            raise InvalidModel(
+                f"shapefactor '{name}' is shared by channels with "
+                f"{prev_n} and {self.channel_bins[c]} bins (channel '{prev_c}', sample "
+                f"'{prev_sample}'; channel '{c}', sample '{sample}')"
+            )
+        if kind == "shapesys" and prev_c == c:
+            raise InvalidModel(
+                f"shapesys '{name}' appears on two samples (channel '{prev_c}', sample "
+                f"'{prev_sample}'; channel '{c}', sample '{sample}'); shapesys modifiers "
+                "cannot be shared"
+            )
+
+    def param_sets(self) -> dict[str, ParamSet]:
+        """One :class:`ParamSet` per name, in pyhf order (by the type first listed in
+        ``TYPE_ORDER``, then by first appearance); offsets are not set yet."""
+        out: dict[str, ParamSet] = {}
+        for kind in TYPE_ORDER:
+            for name in self.first_seen[kind]:
+                if name in out:
+                    continue
+                c0, _, nb = self.seen[name][kind]
+                n = nb if kind in PER_BIN_TYPES else 1
+                if kind == "lumi":
+                    ps = ParamSet(name, kind, 1, [1.0], [(0.0, 10.0)], [False], "gauss",
+                                  [1.0], [1.0])
+                else:
+                    init, bnd = _DEFAULTS[kind]
+                    constraint = _type_signature(kind, n)[1]
+                    ps = ParamSet(name, kind, n, [init] * n, [bnd] * n, [False] * n,
+                                  constraint)
+                    if constraint == "gauss":
+                        ps.auxdata = [0.0 if kind in ("normsys", "histosys") else 1.0] * n
+                        ps.sigmas = [1.0] * n
+                ps.channel = c0 if kind in PER_BIN_TYPES else None
+                out[name] = ps
+        return out
+
+
+@dataclass
+class _Records:
+    """What the pass over the workspace collected, in block order."""
+
+    observed: list = field(default_factory=list)
+    nominal: list = field(default_factory=list)
+    blocks: list = field(default_factory=list)
+    blk_bin_start: list = field(default_factory=list)
+    blk_sb_start: list = field(default_factory=list)
+    blk_len: list = field(default_factory=list)
+    blk_fac_ptr: list = field(default_factory=lambda: [0])
+    blk_hs_ptr: list = field(default_factory=lambda: [0])
+    fac: list = field(default_factory=list)  # (name, code id, lo, hi)
+    hs: list = field(default_factory=list)  # (name, block, offset into hs_lo / hs_hi)
+    hs_lo: list = field(default_factory=list)
+    hs_hi: list = field(default_factory=list)
+    gam: list = field(default_factory=list)  # (name, sb0, bin0, nbins) per per-bin modifier
+    stat: list = field(default_factory=list)  # (name, sb0, nbins) per staterror modifier
+    stat_delta: list = field(default_factory=list)
+    shapesys: list = field(default_factory=list)  # (name, sb0, nbins) per shapesys modifier
+    shapesys_delta: list = field(default_factory=list)
+
+
+def _aux_layout(ordered: list[ParamSet]) -> dict:
+    """Auxiliary-data layout of the constrained parameter sets, in parameter order."""
+    constrained = [ps for ps in ordered if ps.constraint is not None]
+    gauss = [ps.constraint == "gauss" for ps in constrained]
+    sizes = np.array([ps.n for ps in constrained], dtype=np.int64)
+    aux_param = _ranges([ps.offset for ps in constrained], sizes)
+    aux_index = np.arange(aux_param.size)
+    is_gauss = np.repeat(np.array(gauss, dtype=bool), sizes)
+    aux_data = np.array([v for ps in constrained for v in ps.auxdata[:ps.n]], dtype=float)
+    sigmas = np.array(
+        [v for ps in constrained if ps.constraint == "gauss" for v in ps.sigmas[:ps.n]]
+    )
+    factors = np.array(
+        [v for ps in constrained if ps.constraint != "gauss" for v in ps.factors[:ps.n]]
+    )
+    aux_tau = np.ones(aux_param.size)
+    aux_tau[~is_gauss] = factors
+    return {
+        "aux_data": aux_data,
+        "aux_kind": _i32(~is_gauss),
+        "aux_param": _i32(aux_param),
+        "aux_tau": aux_tau,
+        "g_param": _i32(aux_param[is_gauss]),
+        "g_aux": _i32(aux_index[is_gauss]),
+        "g_inv_sigma": 1.0 / sigmas,
+        "p_param": _i32(aux_param[~is_gauss]),
+        "p_aux": _i32(aux_index[~is_gauss]),
+        "p_tau": factors,
+        "log_norm": math.fsum(np.log(sigmas * math.sqrt(2.0 * math.pi))),
+    }
+
+
+def _check_histosys_positive(rec, nominal, hs_lo, hs_hi, code):
+    """Codes 1 and 4 take logarithms: nominal and both variations must be > 0."""
+    blk_sb_start = np.asarray(rec.blk_sb_start)
+    blk_len = np.asarray(rec.blk_len)
+    blocks = np.array([k for _, k, _ in rec.hs], dtype=np.int64)
+    nom = nominal[_ranges(blk_sb_start[blocks], blk_len[blocks])]
+    bad = np.flatnonzero((nom <= 0.0) | (hs_lo <= 0.0) | (hs_hi <= 0.0))
+    if bad.size:
+        j = int(np.searchsorted([off for _, _, off in rec.hs], bad[0], side="right")) - 1
+        name, k, off = rec.hs[j]
+        c, s = rec.blocks[k]
+        raise InvalidModel(
+            f"channel '{c}', sample '{s}': histosys '{name}' bin {int(bad[0]) - off}: "
+            f"interpolation code{code} needs positive nominal and variations"
+        )
+
+
+def _gamma_table(rec, param_sets, n_sb) -> tuple[np.ndarray, np.ndarray]:
+    """CSR table of the gamma parameters multiplying each (sample, bin) entry, in the
+    order of the sample's sorted modifiers."""
+    if not rec.gam:
+        return np.zeros(n_sb + 1, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    names, sb0, _, nb = zip(*rec.gam, strict=True)
+    sb = _ranges(sb0, nb)
+    param = _ranges([param_sets[n].offset for n in names], nb)
+    order = np.argsort(sb, kind="stable")
+    ptr = np.zeros(n_sb + 1, dtype=np.int32)
+    ptr[1:] = np.cumsum(np.bincount(sb, minlength=n_sb))
+    return ptr, _i32(param[order])
+
+
+def _local_params(rec, param_sets, n_par, n_bins) -> np.ndarray:
     """A set of per-bin gamma parameters no two of which touch the same bin.
 
     Their mutual Hessian block is diagonal, which the fit exploits (Schur complement,
     simultaneous finite differences). Greedy in parameter order: a gamma joins if none of
-    its bins is taken yet.
+    its bins is taken yet. The components of one set touch pairwise different bins, so a
+    whole set can be tested against the bins taken before it.
     """
-    bins_of: dict[int, set[int]] = {}
-    for b0, s0, nb in zip(blk_bin_start, blk_sb_start, blk_len, strict=True):
-        for i in range(nb):
-            for p in sb_gammas[s0 + i]:
-                bins_of.setdefault(p, set()).add(b0 + i)
+    bin0s: dict[str, set[int]] = {}
+    for name, _, bin0, _ in rec.gam:
+        bin0s.setdefault(name, set()).add(bin0)
     local = np.zeros(n_par, dtype=bool)
-    taken: set[int] = set()
-    for p in sorted(bins_of):
-        bins = bins_of[p]
-        if bins & taken:
+    taken = np.zeros(n_bins, dtype=bool)
+    for name in sorted(bin0s, key=lambda n: param_sets[n].offset):
+        ps = param_sets[name]
+        if len(bin0s[name]) == 1:  # the common case: one channel, a slice of bins
+            (b0,) = bin0s[name]
+            seg = taken[b0:b0 + ps.n]
+            free = ~seg
+            local[ps.offset:ps.offset + ps.n] = free
+            seg[:] = True
             continue
-        local[p] = True
-        taken |= bins
+        bins = np.add.outer(np.array(sorted(bin0s[name])), np.arange(ps.n))
+        free = ~taken[bins].any(axis=0)
+        local[ps.offset + np.flatnonzero(free)] = True
+        taken[bins[:, free]] = True
     return local
 
 
-def _staterror_sigmas(by_name, channels, param_sets):
+def _staterror_sigmas(rec, nominal, param_sets, n_par):
     """Relative staterror uncertainties combined over the samples that carry them.
 
     ``sigma_b = sqrt(sum_s (delta_sb / sum_s' nu0_s'b)^2)``; a bin with ``sigma_b = 0``
     gets a fixed gamma and ``sigma_b = 1`` (its constraint stays as a constant).
     """
-    acc: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
-    for c in channels:
-        for s in by_name[c]["samples"]:
-            for mod in s["modifiers"]:
-                if mod["type"] != "staterror":
-                    continue
-                nom = np.asarray(s["data"], dtype=float)
-                tot, deltas = acc.setdefault(mod["name"], (np.zeros(nom.size), []))
-                tot += nom
-                deltas.append(np.asarray(mod["data"], dtype=float))
-    for name, (tot, deltas) in acc.items():
-        rel2 = np.zeros(tot.size)
-        for d in deltas:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rel2 += np.where(tot > 0, (d / np.where(tot > 0, tot, 1.0)) ** 2, 0.0)
-        sig = np.sqrt(rel2)
+    if not rec.stat:
+        return
+    names, sb0, nb = zip(*rec.stat, strict=True)
+    comp = _ranges([param_sets[n].offset for n in names], nb)
+    nom = nominal[_ranges(sb0, nb)]
+    tot = np.bincount(comp, weights=nom, minlength=n_par)[comp]
+    delta = np.asarray(rec.stat_delta, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(tot > 0, (delta / np.where(tot > 0, tot, 1.0)) ** 2, 0.0)
+    sig = np.sqrt(np.bincount(comp, weights=term, minlength=n_par))
+    sigmas = np.where(sig > 0, sig, 1.0).tolist()
+    fixed = (sig == 0).tolist()
+    for name in dict.fromkeys(names):
         ps = param_sets[name]
-        ps.sigmas = [float(v) if v > 0 else 1.0 for v in sig]
-        ps.fixed = [bool(v == 0) for v in sig]
+        ps.sigmas = sigmas[ps.offset:ps.offset + ps.n]
+        ps.fixed = fixed[ps.offset:ps.offset + ps.n]
 
 
-def _shapesys_factors(by_name, channels, param_sets):
+def _shapesys_factors(rec, nominal, param_sets):
     """Poisson factors ``tau_b = (nu0_b / delta_b)^2``; bins without both > 0 are fixed."""
-    for c in channels:
-        for s in by_name[c]["samples"]:
-            for mod in s["modifiers"]:
-                if mod["type"] != "shapesys":
-                    continue
-                ps = param_sets[mod["name"]]
-                tau, fixed = [], []
-                for nom, unc in zip(s["data"], mod["data"], strict=True):
-                    ok = nom > 0 and unc > 0
-                    tau.append(float(nom) ** 2 / float(unc) ** 2 if ok else 1.0)
-                    fixed.append(not ok)
-                ps.factors = tau
-                ps.auxdata = list(tau)
-                ps.fixed = fixed
+    if not rec.shapesys:
+        return
+    names, sb0, nb = zip(*rec.shapesys, strict=True)
+    nom = nominal[_ranges(sb0, nb)]
+    unc = np.asarray(rec.shapesys_delta, dtype=np.float64)
+    ok = (nom > 0) & (unc > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau = np.where(ok, nom**2 / unc**2, 1.0)
+    start = 0
+    for name, n in zip(names, nb, strict=True):
+        ps = param_sets[name]
+        ps.factors = tau[start:start + n].tolist()
+        ps.auxdata = list(ps.factors)
+        ps.fixed = (~ok[start:start + n]).tolist()
+        start += n
 
 
 def _apply_measurement(measurement, param_sets, unknown_parameters):
@@ -499,13 +593,26 @@ def _apply_measurement(measurement, param_sets, unknown_parameters):
         if ps.kind == "lumi" and "bounds" not in entry and "auxdata" in entry:
             a, s = ps.auxdata[0], ps.sigmas[0]
             ps.bounds = [(a - 5.0 * s, a + 5.0 * s)]
-    for ps in param_sets.values():
-        for j, ((lo, hi), x0) in enumerate(zip(ps.bounds, ps.inits, strict=True)):
-            if not lo <= hi:
-                raise InvalidModel(f"parameter '{ps.name}' component {j}: bounds ({lo}, {hi})")
-            if not lo <= x0 <= hi:
-                raise InvalidModel(
-                    f"parameter '{ps.name}' component {j}: init {x0} outside bounds ({lo}, {hi})"
-                )
-        if ps.constraint == "gauss" and any(not s > 0 for s in ps.sigmas):
-            raise InvalidModel(f"parameter '{ps.name}': sigmas must be > 0, got {ps.sigmas}")
+
+
+def _check_values(ordered: list[ParamSet], init: np.ndarray, bounds: np.ndarray) -> None:
+    """Bounds ordered, inits inside them, Gaussian sigmas > 0 (after the overrides)."""
+    lo, hi = bounds[:, 0], bounds[:, 1]
+    bad = np.flatnonzero(~(lo <= hi) | ~((lo <= init) & (init <= hi)))
+    if bad.size:
+        i = int(bad[0])
+        ps = ordered[int(np.searchsorted([p.offset for p in ordered], i, side="right")) - 1]
+        j = i - ps.offset
+        if not lo[i] <= hi[i]:
+            raise InvalidModel(f"parameter '{ps.name}' component {j}: bounds ({lo[i]}, {hi[i]})")
+        raise InvalidModel(
+            f"parameter '{ps.name}' component {j}: init {init[i]} outside bounds "
+            f"({lo[i]}, {hi[i]})"
+        )
+    gauss = [ps for ps in ordered if ps.constraint == "gauss"]
+    sigmas = np.fromiter(chain.from_iterable(ps.sigmas for ps in gauss), dtype=float)
+    if not np.all(sigmas > 0):
+        first = int(np.flatnonzero(~(sigmas > 0))[0])
+        ps = gauss[int(np.searchsorted(np.cumsum([len(p.sigmas) for p in gauss]), first,
+                                       side="right"))]
+        raise InvalidModel(f"parameter '{ps.name}': sigmas must be > 0, got {ps.sigmas}")

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from nextstat._ext.workspace_check import channels_fast_accept
 from nextstat.errors import InvalidArgumentType, InvalidWorkspace
 
 __all__ = [
@@ -80,10 +81,6 @@ _CONFIG_KEYS = ("poi", "parameters")
 _PARAMETER_OPTIONAL_KEYS = ("inits", "bounds", "auxdata", "factors", "sigmas", "fixed")
 _LUMI_REQUIRED_CONFIG = ("inits", "bounds", "auxdata", "sigmas")
 
-_MODIFIER_KEYSET = frozenset(_MODIFIER_KEYS)
-_SAMPLE_KEYSET = frozenset(_SAMPLE_KEYS)
-_NORMSYS_KEYSET = frozenset(("hi", "lo"))
-_HISTOSYS_KEYSET = frozenset(("hi_data", "lo_data"))
 
 _MAX_LISTED = 20
 
@@ -225,51 +222,6 @@ def _check_number_array(value: Any, path: str, what: str, min_items: int = 1) ->
         _check_number(item, _join(path, i), f"{what} entry {i}")
 
 
-def _numbers_ok(value: Any) -> bool:
-    """Fast accept: a non-empty list of finite JSON numbers (a finite sum means finite
-    entries; an overflowing sum or any other value is left to the full checks)."""
-    if type(value) is not list or not value or not set(map(type, value)) <= _PLAIN_NUMBERS:
-        return False
-    try:
-        return math.isfinite(sum(value))
-    except OverflowError:
-        return False
-
-
-def _number_ok(value: Any) -> bool:
-    try:
-        return type(value) in _PLAIN_NUMBERS and math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _modifier_ok(mod: Any) -> bool:
-    """Fast accept of a modifier that :func:`_check_modifier_schema` would pass."""
-    if type(mod) is not dict or mod.keys() != _MODIFIER_KEYSET:
-        return False
-    mtype, data = mod["type"], mod["data"]
-    if type(mod["name"]) is not str:
-        return False
-    if mtype in _NULL_DATA_TYPES:
-        return data is None and (mtype != "lumi" or mod["name"] == "lumi")
-    if mtype == "normsys":
-        return (type(data) is dict and data.keys() == _NORMSYS_KEYSET
-                and _number_ok(data["hi"]) and _number_ok(data["lo"]))
-    if mtype == "histosys":
-        return (type(data) is dict and data.keys() == _HISTOSYS_KEYSET
-                and _numbers_ok(data["hi_data"]) and _numbers_ok(data["lo_data"]))
-    return mtype in _ARRAY_DATA_TYPES and _numbers_ok(data)
-
-
-def _sample_ok(sample: Any) -> bool:
-    """Fast accept of a sample whose every check in :func:`_validate_schema` would pass
-    (the common case; anything else gets the checks that name the offending place)."""
-    return (type(sample) is dict and sample.keys() == _SAMPLE_KEYSET
-            and type(sample["name"]) is str and _numbers_ok(sample["data"])
-            and type(sample["modifiers"]) is list
-            and all(map(_modifier_ok, sample["modifiers"])))
-
-
 def _check_modifier_schema(mod: Any, path: str, where: str) -> None:
     if not isinstance(mod, dict):
         _fail(path, f"modifier in {where} must be a JSON object, got {_type_name(mod)}")
@@ -329,12 +281,17 @@ def _check_parameter_schema(par: Any, path: str, where: str) -> None:
         )
 
 
-def _validate_schema(ws: Any) -> None:
+def _validate_schema(ws: Any) -> tuple | None:
     """Phase 1: check ``ws`` against pyhf's ``workspace.json`` schema 1.0.0.
 
     Equivalent to ``pyhf.schema.validate(ws, 'workspace.json')`` except that
     booleans and complex numbers are not accepted as numbers and numbers must
     be finite.
+
+    The channels are first offered to the compiled
+    :func:`~nextstat._ext.workspace_check.channels_fast_accept`, which checks both
+    phases on them at once; its result (bins per channel, first ``lumi`` modifier,
+    modifier names) is returned, or ``None`` if it declined and the checks below ran.
     """
     if not isinstance(ws, dict):
         _fail("", f"a workspace must be a JSON object, got {_type_name(ws)}")
@@ -346,25 +303,9 @@ def _validate_schema(ws: Any) -> None:
         )
 
     _check_array(ws["channels"], "channels", "channels", 1)
-    for ci, channel in enumerate(ws["channels"]):
-        cpath = _join("channels", ci)
-        cwhat = _label("channel", channel)
-        _check_object(channel, cpath, cwhat, _CHANNEL_KEYS)
-        _check_string(channel["name"], _join(cpath, "name"), "channel name")
-        spath_root = _join(cpath, "samples")
-        _check_array(channel["samples"], spath_root, f"samples of {cwhat}", 1)
-        for si, sample in enumerate(channel["samples"]):
-            if _sample_ok(sample):
-                continue
-            spath = _join(spath_root, si)
-            swhat = f"{_label('sample', sample)} of {cwhat}"
-            _check_object(sample, spath, swhat, _SAMPLE_KEYS)
-            _check_string(sample["name"], _join(spath, "name"), f"sample name in {cwhat}")
-            _check_number_array(sample["data"], _join(spath, "data"), f"data of {swhat}")
-            mpath_root = _join(spath, "modifiers")
-            _check_array(sample["modifiers"], mpath_root, f"modifiers of {swhat}")
-            for mi, mod in enumerate(sample["modifiers"]):
-                _check_modifier_schema(mod, _join(mpath_root, mi), swhat)
+    accepted = channels_fast_accept(ws["channels"])
+    if accepted is None:
+        _check_channels_schema(ws["channels"])
 
     _check_array(ws["observations"], "observations", "observations", 1)
     for oi, obs in enumerate(ws["observations"]):
@@ -388,6 +329,28 @@ def _validate_schema(ws: Any) -> None:
         _check_array(params, ppath_root, f"parameters of {mwhat}")
         for pi, par in enumerate(params):
             _check_parameter_schema(par, _join(ppath_root, pi), mwhat)
+    return accepted
+
+
+def _check_channels_schema(channels: list) -> None:
+    """Phase 1 on the channels (the reference the compiled fast path is tested against)."""
+    for ci, channel in enumerate(channels):
+        cpath = _join("channels", ci)
+        cwhat = _label("channel", channel)
+        _check_object(channel, cpath, cwhat, _CHANNEL_KEYS)
+        _check_string(channel["name"], _join(cpath, "name"), "channel name")
+        spath_root = _join(cpath, "samples")
+        _check_array(channel["samples"], spath_root, f"samples of {cwhat}", 1)
+        for si, sample in enumerate(channel["samples"]):
+            spath = _join(spath_root, si)
+            swhat = f"{_label('sample', sample)} of {cwhat}"
+            _check_object(sample, spath, swhat, _SAMPLE_KEYS)
+            _check_string(sample["name"], _join(spath, "name"), f"sample name in {cwhat}")
+            _check_number_array(sample["data"], _join(spath, "data"), f"data of {swhat}")
+            mpath_root = _join(spath, "modifiers")
+            _check_array(sample["modifiers"], mpath_root, f"modifiers of {swhat}")
+            for mi, mod in enumerate(sample["modifiers"]):
+                _check_modifier_schema(mod, _join(mpath_root, mi), swhat)
 
 
 # --------------------------------------------------------------------------
@@ -598,9 +561,17 @@ def _check_parameter_semantics(par: dict, path: str, mname: str) -> None:
             )
 
 
-def _validate_semantics(ws: dict) -> None:
-    """Phase 2: checks beyond the JSON schema. Assumes :func:`_validate_schema` passed."""
-    nbins_of, lumi_at, modifier_names = _validate_channels(ws)
+def _validate_semantics(ws: dict, accepted: tuple | None = None) -> None:
+    """Phase 2: checks beyond the JSON schema. Assumes :func:`_validate_schema` passed;
+    ``accepted`` is what it returned (channels already checked by the fast path)."""
+    if accepted is None:
+        nbins_of, lumi_at, modifier_names = _validate_channels(ws)
+    else:
+        nbins_of, lumi_idx, modifier_names = accepted
+        lumi_at = None
+        if lumi_idx is not None:
+            ci, si, mi = lumi_idx
+            lumi_at = f"channels[{ci}].samples[{si}].modifiers[{mi}]"
     _validate_observations(ws, nbins_of)
     _validate_measurements(ws, lumi_at, modifier_names)
 
@@ -670,8 +641,7 @@ def validate_workspace(ws: dict) -> None:
     nextstat.errors.InvalidWorkspace: observations[0].data: observation 'SR' has 2 bins, \
 channel 'SR' has 1
     """
-    _validate_schema(ws)
-    _validate_semantics(ws)
+    _validate_semantics(ws, _validate_schema(ws))
 
 
 _JSON_LEAVES = (str, int, float, bool)

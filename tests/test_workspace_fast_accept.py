@@ -1,0 +1,114 @@
+"""The compiled fast acceptance of channels agrees with the pure-Python validator.
+
+``nextstat._ext.workspace_check.channels_fast_accept`` may only say "valid" when the
+Python checks (the reference) would pass, and must then return what they compute (bins
+per channel, first lumi modifier, modifier names). The Python checks run with the fast
+path switched off by monkeypatching it to decline.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nextstat._ext.workspace_check import channels_fast_accept
+from test_workspace import RULES, base, mutated_workspaces
+from zoo import ZOO, zoo_case
+
+import nextstat.model.workspace as W
+from nextstat.errors import InvalidWorkspace
+
+
+def _outcome(ws):
+    """``None`` if ``validate_workspace`` accepts ``ws``, else (path, message)."""
+    try:
+        W.validate_workspace(copy.deepcopy(ws))
+    except InvalidWorkspace as err:
+        return err.path, str(err)
+    return None
+
+
+def _reference_outcome(ws):
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(W, "channels_fast_accept", lambda channels: None)
+        return _outcome(ws)
+
+
+def _check_agreement(ws):
+    """Same outcome with and without the fast path; an acceptance is a true one."""
+    assert _outcome(ws) == _reference_outcome(ws)
+    channels = ws.get("channels") if isinstance(ws, dict) else None
+    fast = channels_fast_accept(channels)
+    if fast is None:
+        return False
+    # what the fast path accepts passes the reference's channel checks (both phases) ...
+    W._check_channels_schema(channels)
+    ref_nbins, ref_lumi, ref_names = W._validate_channels({"channels": channels})
+    # ... and it returns what they compute
+    nbins_of, lumi_idx, names = fast
+    assert nbins_of == ref_nbins
+    assert names == ref_names
+    if lumi_idx is None:
+        assert ref_lumi is None
+    else:
+        assert ref_lumi == "channels[{}].samples[{}].modifiers[{}]".format(*lumi_idx)
+    return True
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_is_accepted_fast(name):
+    assert _check_agreement(zoo_case(name))
+
+
+def test_benchmark_workspace_is_accepted_fast():
+    benchmarks = pytest.importorskip("benchmarks.models")
+    assert _check_agreement(benchmarks.structured(12, 5, 3, 2))
+
+
+@pytest.mark.parametrize(
+    "mutate", [pytest.param(r[1], id=r[0]) for r in RULES]
+)
+def test_rules_agree(mutate):
+    ws = base()
+    mutate(ws)
+    _check_agreement(ws)
+
+
+#: Values the fast path must decline wherever a number is expected (the reference rejects
+#: the first five; NumPy values are valid but left to the reference).
+ODD_NUMBERS = [True, math.nan, -math.inf, 10**400, "1", np.float64(2.0), np.int64(3)]
+
+
+def _number_slots(ws):
+    """(container, key, is_uncertainty) of every number in the channels."""
+    for channel in ws["channels"]:
+        for sample in channel["samples"]:
+            yield sample["data"], 0, False
+            for mod in sample["modifiers"]:
+                if mod["type"] == "normsys":
+                    yield mod["data"], "hi", False
+                elif mod["type"] == "histosys":
+                    yield mod["data"]["lo_data"], -1, False
+                elif mod["type"] in ("staterror", "shapesys"):
+                    yield mod["data"], -1, True
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_odd_numbers_agree(data):
+    ws = zoo_case(data.draw(st.sampled_from(sorted(ZOO))))
+    slots = list(_number_slots(ws))
+    container, key, is_unc = data.draw(st.sampled_from(slots))
+    value = data.draw(st.sampled_from(ODD_NUMBERS + ([-0.5] if is_unc else [])))
+    container[key] = value
+    assert not _check_agreement(ws)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_workspaces())
+def test_mutations_agree(ws):
+    _check_agreement(ws)
