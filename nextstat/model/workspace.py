@@ -1,6 +1,6 @@
 """Load and validate pyhf JSON workspaces (schema version 1.0.0).
 
-This module is a pure-Python implementation of pyhf's ``workspace.json``
+This module implements pyhf's ``workspace.json``
 schema (``pyhf/schemas/1.0.0/defs.json``) plus the structural checks that
 pyhf 0.7.6 performs later, or not at all, while building a model. It needs
 neither ``jsonschema`` nor ``pyhf``.
