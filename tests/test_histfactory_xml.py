@@ -31,6 +31,7 @@ import nextstat
 from nextstat.cli import cli
 from nextstat.errors import InvalidFormat
 from nextstat.io.histfactory_xml import (
+    ROOT_INTERPOLATION,
     HistFactoryXMLWarning,
     from_xml,
     to_xml,
@@ -44,7 +45,9 @@ ROUND_TRIP_RTOL = 1e-12
 # pyhf's logpdf (numpy backend) against ours: same formulas, different summation order.
 PYHF_RTOL = 1e-10
 N_POINTS = 5
-ROOT_CODES = {"normsys": {"interpcode": "code1"}, "histosys": {"interpcode": "code0"}}
+# pyhf modifier_settings for the codes ROOT 6.40 builds from XML (from_xml's default,
+# ROOT_INTERPOLATION; checked against RooFit in test_histfactory_xml_root.py)
+ROOT_CODES = {"normsys": {"interpcode": "code4"}, "histosys": {"interpcode": "code4p"}}
 
 
 # ---------------------------------------------------------------------------
@@ -71,6 +74,22 @@ def _pyhf_nll(ws: dict, named: dict[str, float], measurement=None) -> float:
     m = w.model(measurement_name=measurement, modifier_settings=ROOT_CODES)
     x = np.array([named[n] for n in _pyhf_par_names(m)])
     return -float(m.logpdf(x, w.data(m))[0])
+
+
+def _partial_lumi(ws: dict) -> bool:
+    """Some samples have ``lumi`` and others not: ROOT 6.40 (and ``compat="root"``) scales
+    every sample by Lumi, so only pyhf's reading gives such a workspace back."""
+    flags = [any(m["type"] == "lumi" for m in s["modifiers"])
+             for ch in ws["channels"] for s in ch["samples"]]
+    return any(flags) and not all(flags)
+
+
+def _export(ws: dict, outdir: Path) -> Path:
+    """``to_xml``, expecting its warning on workspaces with lumi on some samples only."""
+    if _partial_lumi(ws):
+        with pytest.warns(HistFactoryXMLWarning, match="samples without a lumi modifier"):
+            return to_xml(ws, outdir)
+    return to_xml(ws, outdir)
 
 
 def _pyhf_par_names(model) -> list[str]:
@@ -149,11 +168,12 @@ def _sweep(names):
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_zoo_json_to_xml_to_model_same_nll(name, tmp_path):
     ws = zoo_case(name)
-    comb = to_xml(ws, tmp_path / "xml")
+    comb = _export(ws, tmp_path / "xml")
+    compat = "pyhf" if _partial_lumi(ws) else "root"
     for meas in ws["measurements"]:
-        ref = nextstat.from_pyhf(ws, measurement=meas["name"], interpolation="root",
+        ref = nextstat.from_pyhf(ws, measurement=meas["name"], interpolation=ROOT_INTERPOLATION,
                                  unknown_parameters="ignore")
-        got = from_xml(comb, measurement=meas["name"])
+        got = from_xml(comb, measurement=meas["name"], compat=compat)
         assert sorted(got.parameter_names()) == sorted(ref.parameter_names())
         ref_fixed = dict(zip(ref.parameter_names(), ref.suggested_fixed(), strict=True))
         got_fixed = dict(zip(got.parameter_names(), got.suggested_fixed(), strict=True))
@@ -169,7 +189,7 @@ def test_zoo_json_to_xml_to_model_same_nll(name, tmp_path):
 def test_pyhf_readxml_agrees_with_our_import_of_our_export(name, tmp_path):
     """Second opinion: pyhf's XML reader on the same files, evaluated by pyhf itself."""
     ws = zoo_case(name)
-    comb = to_xml(ws, tmp_path)
+    comb = _export(ws, tmp_path)
     theirs = pyhf.readxml.parse(str(comb), str(tmp_path))
     ours = from_xml(comb, compat="pyhf")
     rng = np.random.default_rng(3)
@@ -200,7 +220,7 @@ def test_we_read_xml_written_by_pyhf_writexml(name, tmp_path):
 def test_pyhf_model_helper_is_the_same_oracle():
     """The name mapping used above reproduces pyhf's own data/parameter layout."""
     ws = zoo_case("all_modifiers")
-    model, data = pyhf_model(ws, interpolation="root")
+    model, data = pyhf_model(ws, interpolation="pyhf")  # code4/code4p, as ROOT_CODES
     x = np.array(model.config.suggested_init()) + 0.05
     named = dict(zip(_pyhf_par_names(model), x, strict=True))
     assert _pyhf_nll(ws, named) == pytest.approx(-float(model.logpdf(x, data)[0]), rel=1e-15)
@@ -302,9 +322,15 @@ def test_normalize_by_theory_lumi_and_param_settings(tmp_path):
         bkg_attrs='NormalizeByTheory="False"',
         bkg_mods='<NormFactor Name="k" Val="2" Low="0.5" High="4" Const="True"/>')
     comb = _setup(tmp_path, {"SR": channel}, BASIC_HISTS, measurement)
-    with pytest.warns(HistFactoryXMLWarning, match="not_in_model"):
+    with pytest.warns(HistFactoryXMLWarning) as record:
         ws = xml_to_workspace(comb)
-    assert _modifier(ws, "sig", "lumi") and not _modifier(ws, "bkg", "lumi")
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 2
+    assert messages[0].startswith('NormalizeByTheory="False" on SR/bkg:')
+    assert "'not_in_model'" in messages[1]
+    # ROOT's HistoToWorkspaceFactoryFast multiplies every sample by Lumi; NormalizeByTheory=
+    # "False" only resets Lumi's value (checked against RooFit in test_histfactory_xml_root)
+    assert _modifier(ws, "sig", "lumi") and _modifier(ws, "bkg", "lumi")
     params = {p["name"]: p for p in ws["measurements"][0]["config"]["parameters"]}
     assert params["lumi"] == {"name": "lumi", "auxdata": [2.0], "sigmas": [0.1],
                               "bounds": [[1.5, 2.5]], "inits": [2.0], "fixed": True}
@@ -315,6 +341,28 @@ def test_normalize_by_theory_lumi_and_param_settings(tmp_path):
     with pytest.warns(HistFactoryXMLWarning):
         ws_pyhf = xml_to_workspace(comb, compat="pyhf")
     assert not _modifier(ws_pyhf, "sig", "lumi")  # pyhf's default NormalizeByTheory=False
+
+
+@pytest.mark.parametrize("measurement", [
+    '<Measurement Name="meas" Lumi="1.0" LumiRelErr="0"><POI>mu</POI></Measurement>',
+    '<Measurement Name="meas" Lumi="1.0" LumiRelErr="0.1"><POI>mu</POI>'
+    '<ParamSetting Const="True">Lumi</ParamSetting></Measurement>',
+])
+def test_lumi_held_at_one_is_no_parameter(tmp_path, measurement):
+    """ROOT holds Lumi constant when LumiRelErr=0 or ParamSetting Const names it; at 1 the
+    factor on every sample is 1: no lumi modifier, and no warning for NormalizeByTheory."""
+    channel = _basic_channel(bkg_attrs='NormalizeByTheory="False"')
+    comb = _setup(tmp_path, {"SR": channel}, BASIC_HISTS, measurement)
+    ws = xml_to_workspace(comb)
+    assert not _modifier(ws, "sig", "lumi") and not _modifier(ws, "bkg", "lumi")
+    assert "lumi" not in {p["name"] for p in ws["measurements"][0]["config"]["parameters"]}
+
+
+def test_lumi_constant_other_than_one_needs_a_width(tmp_path):
+    measurement = '<Measurement Name="meas" Lumi="2.0" LumiRelErr="0"><POI>mu</POI></Measurement>'
+    comb = _setup(tmp_path, {"SR": _basic_channel()}, BASIC_HISTS, measurement)
+    with pytest.raises(InvalidFormat, match="hold Lumi constant at 2 on every sample"):
+        xml_to_workspace(comb)
 
 
 def test_input_file_and_histo_path_inheritance(tmp_path):
@@ -359,10 +407,13 @@ def test_load_routes_xml_and_uses_root_interpolation(tmp_path):
     channel = _basic_channel(bkg_mods='<OverallSys Name="n" High="1.2" Low="0.7"/>')
     comb = _setup(tmp_path, {"SR": channel}, BASIC_HISTS)
     model = nextstat.load(comb)
-    assert model.interpolation_codes()["normsys"] in ("1", 1, "code1")
+    assert model.interpolation_codes() == ROOT_INTERPOLATION == {"normsys": "4",
+                                                                 "histosys": "4p"}
     ws = xml_to_workspace(comb)
     x = np.array(model.suggested_init()) + 0.3
-    assert model.nll(x) == nextstat.from_pyhf(ws, interpolation="root").nll(x)
+    assert model.nll(x) == nextstat.from_pyhf(ws, interpolation=ROOT_INTERPOLATION).nll(x)
+    classic = nextstat.load(comb, interpolation="root")
+    assert classic.interpolation_codes() == {"normsys": "1", "histosys": "0"}
 
 
 # ---------------------------------------------------------------------------
@@ -498,4 +549,12 @@ def test_cli_errors_are_one_line(tmp_path):
 def test_no_warnings_on_clean_round_trip(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        from_xml(to_xml(zoo_case("realistic"), tmp_path))
+        from_xml(to_xml(zoo_case("multichannel"), tmp_path / "multichannel"))
+        from_xml(to_xml(zoo_case("lumi_only"), tmp_path / "lumi_only"))
+    # lumi on some samples only: one export warning, and pyhf's reading gives it back quietly
+    with pytest.warns(HistFactoryXMLWarning) as record:
+        comb = to_xml(zoo_case("realistic"), tmp_path / "realistic")
+    assert len(record) == 1 and "samples without a lumi modifier" in str(record[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from_xml(comb, compat="pyhf")

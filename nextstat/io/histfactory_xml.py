@@ -6,7 +6,8 @@ Import
 returns a pyhf workspace dict; :func:`from_xml` builds the model from it. Two semantics:
 
 ``compat="root"`` (default)
-    What ROOT's HistFactory builds from the same files:
+    What ROOT's HistFactory (6.40, checked numerically against RooFit on files ROOT wrote:
+    ``tests/test_histfactory_xml_root.py``) builds from the same files:
 
     * ``StatErrorConfig`` defaults to ``ConstraintType="Poisson"`` and
       ``RelErrorThreshold="0.05"`` (also without the element, as in ROOT >= 6.28); a bin
@@ -20,11 +21,18 @@ returns a pyhf workspace dict; :func:`from_xml` builds the model from it. Two se
     * ``ShapeSys`` defaults to ``ConstraintType="Gaussian"``; Gaussian ones become a
       ``staterror`` named after the ShapeSys (gamma ~ Normal(1, rel)); Poisson ones a
       ``shapesys``.
-    * ``NormalizeByTheory`` defaults to ``True``.
+    * Every sample is multiplied by ``Lumi``, whatever its ``NormalizeByTheory``: ROOT's
+      ``HistoToWorkspaceFactoryFast`` puts the one ``Lumi`` variable on every sample and
+      ``NormalizeByTheory="False"`` only resets it to its nominal value (a
+      :class:`HistFactoryXMLWarning` names such samples). ``LumiRelErr=0`` or
+      ``<ParamSetting Const="True">Lumi</ParamSetting>`` hold ``Lumi`` constant; held at 1
+      in every measurement, the factor is 1 and no ``lumi`` modifier is written.
+    * Gaussian gamma constraints are not truncated; ROOT normalises them over [0, 10]
+      (see ``docs/formats-xml.md``).
 ``compat="pyhf"``
     The numbers of ``pyhf.readxml.parse``: Gaussian ``staterror`` whatever the
     ``StatErrorConfig``, no threshold, every ``ShapeSys`` Poisson, ``NormalizeByTheory``
-    default ``False``.
+    default ``False``, and only samples with ``NormalizeByTheory="True"`` get ``lumi``.
 
 Both: ``Lumi``/``LumiRelErr`` give the ``lumi`` parameter (auxdata ``Lumi``, sigma
 ``Lumi*LumiRelErr``, bounds +-5 sigma); ``NormFactor`` ``Val``/``Low``/``High``/``Const`` and
@@ -33,12 +41,15 @@ parameter entries; relative ``ShapeSys``/``StatError`` histograms are multiplied
 nominal; ``InputFile``/``HistoPath`` are inherited Channel -> Sample -> systematic as in
 ROOT's ``ConfigParser``. Unknown elements and attributes are errors
 (:class:`~nextstat.errors.InvalidFormat` naming file and element), as in ROOT.
+:func:`from_xml` uses ROOT's interpolation codes, :data:`ROOT_INTERPOLATION`.
 
 Export
 ------
 :func:`to_xml` writes ``combination.xml``, one ``<prefix>_<channel>.xml`` per channel and
 one ROOT file ``<prefix>_data.root`` (uproot), with paths relative to the output folder.
-Reading them back with :func:`from_xml` gives the workspace's model.
+Reading them back with :func:`from_xml` gives the workspace's model, except where a
+workspace puts ``lumi`` on some samples only: ROOT scales every sample by ``Lumi``, so such
+files build the workspace's model only with ``compat="pyhf"`` (a warning says so).
 
 See ``docs/formats-xml.md`` for the full mapping.
 """
@@ -60,6 +71,7 @@ from ..errors import InvalidFormat
 from .root import Hist1D, RootFile
 
 __all__ = [
+    "ROOT_INTERPOLATION",
     "HistFactoryXMLWarning",
     "xml_to_workspace",
     "from_xml",
@@ -73,6 +85,12 @@ DEFAULT_STAT_CONSTRAINT = "Poisson"
 #: ROOT's Measurement defaults (ConfigParser::CreateMeasurementFromDriverNode).
 DEFAULT_LUMI = 1.0
 DEFAULT_LUMI_REL_ERR = 0.10
+#: The interpolation codes ROOT 6.40's ``HistoToWorkspaceFactoryFast`` builds: normsys as
+#: ``FlexibleInterpVar`` code 5 and histosys as ``PiecewiseInterpolation`` code 4 (ROOT's
+#: numbering), which are nextstat's/pyhf's code4 and code4p (checked against RooFit on the
+#: fixtures of ``tools/make_xml_fixtures.py``). Not the ``"root"`` preset (code1/code0, named
+#: after classic ROOT HistFactory), which ROOT 6.40 does not build from these files.
+ROOT_INTERPOLATION = {"normsys": "4", "histosys": "4p"}
 #: Bin edges of two histograms of one channel agree within this (relative) tolerance:
 #: edges are stored as float64 (TAxis) and may come from float32 arithmetic upstream.
 EDGE_RTOL = 1e-6
@@ -261,6 +279,7 @@ class _Sample:
     modifiers: list[dict] = field(default_factory=list)
     stat: bool = False
     where: str = ""
+    normalize_by_theory: bool = True
 
 
 @dataclass
@@ -356,8 +375,10 @@ class _ChannelReader:
         hpath = el.get("HistoPath", hpath)
         h = self._hist(infile, hpath, _required(el, "HistoName", f), where)
         s = _Sample(name, np.array(h.values), np.sqrt(np.array(h.variances)), where=where)
-        if _bool(el, "NormalizeByTheory", f, self.compat == "root"):
-            s.modifiers.append({"name": "lumi", "type": "lumi", "data": None})
+        s.normalize_by_theory = _bool(el, "NormalizeByTheory", f, self.compat == "root")
+        if s.normalize_by_theory and self.compat == "pyhf":
+            s.modifiers.append(_lumi_modifier())
+        # compat="root": ROOT scales every sample by Lumi (see _apply_root_lumi)
         for mod in el:
             if mod.tag == "HistoFactor":
                 raise InvalidFormat("HistoFactor is not supported (ROOT ignores it too)",
@@ -475,6 +496,66 @@ def _stat_modifiers(ch: _Channel, compat: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------
+# lumi (compat="root")
+# ---------------------------------------------------------------------------
+
+
+def _lumi_modifier() -> dict:
+    return {"name": "lumi", "type": "lumi", "data": None}
+
+
+@dataclass(frozen=True)
+class _LumiSetting:
+    """A measurement's ``Lumi`` parameter as ROOT builds it."""
+
+    value: float  # Lumi, or the value a <ParamSetting Val> gives it
+    const: bool  # <ParamSetting Const> on Lumi, or LumiRelErr = 0 (ROOT then holds it constant)
+
+    @property
+    def is_one(self) -> bool:
+        """Lumi is the constant 1: the factor it puts on every sample is identically 1."""
+        return self.const and self.value == 1.0
+
+
+def _lumi_setting(el: ET.Element, file: Path) -> _LumiSetting:
+    lumi = _float(el, "Lumi", file, DEFAULT_LUMI)
+    sigma = lumi * _float(el, "LumiRelErr", file, DEFAULT_LUMI_REL_ERR)
+    value, const = lumi, sigma == 0
+    for child in el:
+        if child.tag == "ParamSetting" and {"Lumi", "lumi"} & set((child.text or "").split()):
+            const = const or _bool(child, "Const", file, False)
+            if child.get("Val") is not None:
+                value = _float(child, "Val", file)
+    return _LumiSetting(value, const)
+
+
+def _apply_root_lumi(channels: list[_Channel], settings: list[_LumiSetting]) -> None:
+    """Put ROOT's ``Lumi`` factor on the samples (``compat="root"``).
+
+    ROOT 6.40's ``HistoToWorkspaceFactoryFast::MakeSingleChannelWorkspace`` multiplies
+    *every* sample by the one ``Lumi`` variable; for ``NormalizeByTheory="False"`` it only
+    sets that variable to the measurement's ``Lumi`` (its value already). ``LumiRelErr=0``
+    makes ``Lumi`` constant (no ``lumiConstraint``). So every sample gets the ``lumi``
+    modifier, unless ``Lumi`` is the constant 1 in every measurement (then the factor is
+    identically 1 and no parameter is needed).
+    """
+    if all(s.is_one for s in settings):
+        return
+    for ch in channels:
+        for s in ch.samples:
+            s.modifiers.insert(0, _lumi_modifier())
+    scaled = [f"{ch.name}/{s.name}" for ch in channels for s in ch.samples
+              if not s.normalize_by_theory]
+    if scaled:
+        shown = ", ".join(scaled[:6]) + (f" and {len(scaled) - 6} more" if len(scaled) > 6 else "")
+        warnings.warn(
+            f'NormalizeByTheory="False" on {shown}: ROOT\'s HistFactory (6.40) multiplies these '
+            "samples by the Lumi parameter all the same, and so does compat='root'; "
+            "compat='pyhf' leaves them unscaled (pyhf's reading)", HistFactoryXMLWarning,
+            stacklevel=3)
+
+
+# ---------------------------------------------------------------------------
 # measurements
 # ---------------------------------------------------------------------------
 
@@ -508,7 +589,7 @@ def _pyhf_name(root_name: str, types: dict[str, set[str]], where: str) -> str | 
 
 
 def _measurement(el: ET.Element, file: Path, types: dict[str, set[str]],
-                 norm_params: list[tuple[dict, str]]) -> dict:
+                 norm_params: list[tuple[dict, str]], compat: str) -> dict:
     _check_attrs(el, file)
     where = _where(file, el)
     name = _required(el, "Name", file)
@@ -516,6 +597,12 @@ def _measurement(el: ET.Element, file: Path, types: dict[str, set[str]],
     sigma = lumi * _float(el, "LumiRelErr", file, DEFAULT_LUMI_REL_ERR)
     params: dict[str, dict] = {p["name"]: dict(p) for p, _ in norm_params}
     if "lumi" in types:
+        if not sigma > 0 and compat == "root":
+            raise InvalidFormat(
+                f"LumiRelErr=0 makes ROOT hold Lumi constant at {lumi:g} on every sample, "
+                "which a pyhf lumi parameter (width > 0) cannot express; give LumiRelErr > 0 "
+                "with <ParamSetting Const=\"True\">Lumi</ParamSetting> (the same model)",
+                where)
         if not sigma > 0:
             raise InvalidFormat("LumiRelErr must be > 0 when a sample has "
                                 "NormalizeByTheory='True'", where)
@@ -532,7 +619,7 @@ def _measurement(el: ET.Element, file: Path, types: dict[str, set[str]],
                               f"using {names[0]!r}", HistFactoryXMLWarning, stacklevel=3)
             poi = names[0]
         elif child.tag == "ParamSetting":
-            _param_setting(child, file, types, params)
+            _param_setting(child, file, types, params, compat)
         elif child.tag == "ConstraintTerm":
             raise InvalidFormat(
                 f"<ConstraintTerm Type={child.get('Type')!r}> (non-Gaussian constraint on "
@@ -547,7 +634,8 @@ def _measurement(el: ET.Element, file: Path, types: dict[str, set[str]],
     return {"name": name, "config": {"poi": poi, "parameters": list(params.values())}}
 
 
-def _param_setting(el: ET.Element, file: Path, types, params: dict[str, dict]) -> None:
+def _param_setting(el: ET.Element, file: Path, types, params: dict[str, dict],
+                   compat: str) -> None:
     _check_attrs(el, file)
     where = _where(file, el)
     update: dict[str, Any] = {}
@@ -557,6 +645,8 @@ def _param_setting(el: ET.Element, file: Path, types, params: dict[str, dict]) -
         update["inits"] = [_float(el, "Val", file)]
     for root_name in (el.text or "").split():
         name = _pyhf_name(root_name, types, where)
+        if name is None and compat == "root" and root_name in ("Lumi", "lumi"):
+            continue  # ROOT's Lumi, the constant 1 here (see _apply_root_lumi)
         if name is None:
             warnings.warn(f"{where}: ParamSetting names {root_name!r}, which is no parameter "
                           "of the model; ignored", HistFactoryXMLWarning, stacklevel=4)
@@ -595,7 +685,7 @@ def xml_to_workspace(path: str | os.PathLike, basedir: str | os.PathLike | None 
         to. Default: the folder of ``path``, then its parent, then the current directory.
     compat : {"root", "pyhf"}
         ``"root"``: ROOT HistFactory's semantics (Poisson stat errors with a 5% threshold
-        by default, Gaussian ShapeSys by default, NormalizeByTheory default True).
+        by default, Gaussian ShapeSys by default, every sample scaled by ``Lumi``).
         ``"pyhf"``: the numbers of ``pyhf.readxml.parse``. See the module docstring.
 
     Returns
@@ -624,6 +714,11 @@ def xml_to_workspace(path: str | os.PathLike, basedir: str | os.PathLike | None 
             "Poisson-constrained stat errors shared by several samples have no exact pyhf "
             f"equivalent; using Gaussian staterror with the same width in: "
             f"{', '.join(approximated)}", HistFactoryXMLWarning, stacklevel=2)
+    measurement_els = [el for el in top if el.tag == "Measurement"]
+    if not measurement_els:
+        raise InvalidFormat("no <Measurement> element", _where(top_path))
+    if compat == "root":
+        _apply_root_lumi(channels, [_lumi_setting(el, top_path) for el in measurement_els])
     spec_channels = [
         {"name": ch.name, "samples": [
             {"name": s.name, "data": s.data.tolist(), "modifiers": s.modifiers}
@@ -632,10 +727,8 @@ def xml_to_workspace(path: str | os.PathLike, basedir: str | os.PathLike | None 
     ]
     types = _modifier_types(spec_channels)
     measurements = [
-        _measurement(el, top_path, types, norm_params) for el in top if el.tag == "Measurement"
+        _measurement(el, top_path, types, norm_params, compat) for el in measurement_els
     ]
-    if not measurements:
-        raise InvalidFormat("no <Measurement> element", _where(top_path))
     return {
         "channels": spec_channels,
         "observations": [{"name": ch.name, "data": ch.observed.tolist()} for ch in channels],
@@ -676,7 +769,7 @@ def _read_channels(top, top_path, resolver, compat):
 
 
 def from_xml(path: str | os.PathLike, measurement: str | None = None,
-             interpolation: Any = "root", *, basedir: str | os.PathLike | None = None,
+             interpolation: Any = None, *, basedir: str | os.PathLike | None = None,
              compat: str = "root"):
     """Build a :class:`~nextstat.model.histfactory.HistFactoryModel` from HistFactory XML.
 
@@ -686,9 +779,11 @@ def from_xml(path: str | os.PathLike, measurement: str | None = None,
         The ``combination.xml``.
     measurement : str, optional
         Measurement name (default: the first).
-    interpolation : {"root", "pyhf"} or mapping, default "root"
-        Interpolation codes; ``"root"`` (normsys code1, histosys code0) is what ROOT's
-        HistFactory uses for these files. See :func:`nextstat.from_pyhf`.
+    interpolation : {"pyhf", "root"} or mapping, optional
+        Interpolation codes. Default: :data:`ROOT_INTERPOLATION` (normsys code4, histosys
+        code4p), what ROOT 6.40 builds from these files, which are also pyhf's defaults.
+        The ``"root"`` preset (code1/code0, named after classic ROOT HistFactory) is not
+        what ROOT 6.40 builds. See :func:`nextstat.from_pyhf`.
     basedir : str or os.PathLike, optional
         See :func:`xml_to_workspace`.
     compat : {"root", "pyhf"}
@@ -702,6 +797,8 @@ def from_xml(path: str | os.PathLike, measurement: str | None = None,
     from .pyhf import from_pyhf
 
     spec = xml_to_workspace(path, basedir, compat=compat)
+    if interpolation is None:
+        interpolation = dict(ROOT_INTERPOLATION)
     return from_pyhf(spec, measurement=measurement, interpolation=interpolation)
 
 
@@ -766,13 +863,18 @@ def to_xml(model_or_workspace, outdir: str | os.PathLike, prefix: str = "nextsta
     Stat errors are stored as the ``sumw2`` of the nominal histogram with
     ``<StatErrorConfig RelErrorThreshold="0" ConstraintType="Gaussian"/>``; ShapeSys as
     relative histograms with ``ConstraintType="Poisson"``; samples with a ``lumi``
-    modifier get ``NormalizeByTheory="True"``. NormFactor ``Val``/``Low``/``High`` come from
-    the first measurement; fixed parameters and non-default inits go to ``ParamSetting``
-    (ROOT names ``alpha_X``, ``Lumi``). Bins are ``[0, 1), [1, 2), ...``.
+    modifier get ``NormalizeByTheory="True"``, the others ``"False"``; a workspace without
+    ``lumi`` gets ``Lumi="1.0" LumiRelErr="0.0"`` (ROOT: the constant 1). When only some
+    samples have ``lumi``, a :class:`HistFactoryXMLWarning` says that ROOT (and
+    :func:`from_xml` with ``compat="root"``) scales the others by ``Lumi`` too.
+    NormFactor ``Val``/``Low``/``High`` come from the first measurement; fixed parameters
+    and non-default inits go to ``ParamSetting`` (ROOT names ``alpha_X``, ``Lumi``). Bins
+    are ``[0, 1), [1, 2), ...``.
     """
     import uproot
 
     ws = _workspace_of(model_or_workspace)
+    _warn_partial_lumi(ws)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     root_name = f"{prefix}_data.root"
@@ -794,6 +896,22 @@ def to_xml(model_or_workspace, outdir: str | os.PathLike, prefix: str = "nextsta
     path = out / "combination.xml"
     _write_xml(combination, path, "Combination")
     return path
+
+
+def _warn_partial_lumi(ws: dict) -> None:
+    without = [f"{ch['name']}/{s['name']}" for ch in ws["channels"] for s in ch["samples"]
+               if not any(m["type"] == "lumi" for m in s["modifiers"])]
+    n_samples = sum(len(ch["samples"]) for ch in ws["channels"])
+    if without and len(without) < n_samples:
+        shown = ", ".join(without[:6]) + (f" and {len(without) - 6} more"
+                                          if len(without) > 6 else "")
+        warnings.warn(
+            f"samples without a lumi modifier ({shown}) are written with "
+            "NormalizeByTheory=\"False\", but ROOT's HistFactory (6.40) multiplies every sample "
+            "by Lumi: hist2workspace and "
+            "from_xml(compat='root') build another model from these files; "
+            "from_xml(compat='pyhf') and pyhf's reader build this one", HistFactoryXMLWarning,
+            stacklevel=3)
 
 
 def _th1(name: str, values: np.ndarray, sumw2: np.ndarray | None):
