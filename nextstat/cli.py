@@ -139,8 +139,9 @@ def interpolation_option(func: F) -> F:
         type=click.Choice(["pyhf", "root"]),
         default=None,
         help="Interpolation codes: 'pyhf' = normsys code4 + histosys code4p; "
-        "'root' = normsys code1 + histosys code0. Default: the input format's "
-        "('pyhf' for pyhf JSON, 'root' for HS3 and HistFactory XML).",
+        "'root' = normsys code1 + histosys code0 (classic HistFactory). Default: the input "
+        "format's: code4/code4p for pyhf JSON and for HistFactory XML (what ROOT 6.40 "
+        "builds), the codes the file names for HS3.",
     )(func)
 
 

@@ -1,6 +1,6 @@
 """The compiled fast acceptance of channels agrees with the pure-Python validator.
 
-``nextstat._ext.workspace_check.channels_fast_accept`` may only say "valid" when the
+``nextstat._ext.workspace_fast.channels_fast_accept`` may only say "valid" when the
 Python checks (the reference) would pass, and must then return what they compute (bins
 per channel, first lumi modifier, modifier names). The Python checks run with the fast
 path switched off by monkeypatching it to decline.
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nextstat._ext.workspace_check import channels_fast_accept
+from nextstat._ext.workspace_fast import NotPlain, channels_fast_accept, plain_copy
 from test_workspace import RULES, base, mutated_workspaces
 from zoo import ZOO, zoo_case
 
@@ -112,3 +112,32 @@ def test_odd_numbers_agree(data):
 @given(mutated_workspaces())
 def test_mutations_agree(ws):
     _check_agreement(ws)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_workspaces())
+def test_plain_copy_is_a_deep_copy(ws):
+    copied = plain_copy(ws)
+    assert copied == W._to_plain(ws) == ws
+    # nothing shared: every container is new
+    stack = [(copied, ws)]
+    while stack:
+        a, b = stack.pop()
+        if isinstance(b, (dict, list)):
+            assert a is not b
+            if isinstance(b, dict):
+                stack.extend(zip(a.values(), b.values(), strict=True))
+            else:
+                stack.extend(zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize(
+    "value", [np.float64(1.0), np.array([1.0, 2.0]), (1.0, 2.0), {1: "a"}, np.int64(2)]
+)
+def test_plain_copy_declines_other_values(value):
+    ws = zoo_case("multichannel")
+    ws["channels"][0]["samples"][0]["data"][0] = value
+    with pytest.raises(NotPlain):
+        plain_copy(ws)
+    # the converting copy takes over
+    assert W._copy_plain(ws) == W._to_plain(ws)

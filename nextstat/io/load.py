@@ -66,7 +66,7 @@ def load(source, *, measurement: str | None = None, interpolation=None,
         ``analysis=`` in ``options``.
     interpolation : str or mapping, optional
         Interpolation codes (see :func:`nextstat.from_pyhf`); ``None`` takes the format's
-        default: ``"pyhf"`` for pyhf JSON, ROOT's codes for HS3 and XML.
+        default: ``"pyhf"`` for pyhf JSON, the codes ROOT 6.40 uses for HS3 and XML.
     **options
         Passed to the format's reader (e.g. ``analysis=``, ``parameter_point=`` for HS3).
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from nextstat._ext.workspace_check import channels_fast_accept
+from nextstat._ext.workspace_fast import NotPlain, channels_fast_accept, plain_copy
 from nextstat.errors import InvalidArgumentType, InvalidWorkspace
 
 __all__ = [
@@ -289,7 +289,7 @@ def _validate_schema(ws: Any) -> tuple | None:
     be finite.
 
     The channels are first offered to the compiled
-    :func:`~nextstat._ext.workspace_check.channels_fast_accept`, which checks both
+    :func:`~nextstat._ext.workspace_fast.channels_fast_accept`, which checks both
     phases on them at once; its result (bins per channel, first ``lumi`` modifier,
     modifier names) is returned, or ``None`` if it declined and the checks below ran.
     """
@@ -645,6 +645,16 @@ channel 'SR' has 1
 
 
 _JSON_LEAVES = (str, int, float, bool)
+_JSON_LEAF_TYPES = frozenset(_JSON_LEAVES)
+
+
+def _copy_plain(obj: Any) -> Any:
+    """Deep-copy ``obj`` as plain JSON values: the compiled copy when it is plain already,
+    else :func:`_to_plain`."""
+    try:
+        return plain_copy(obj)
+    except NotPlain:
+        return _to_plain(obj)
 
 
 def _to_plain(obj: Any) -> Any:
@@ -654,7 +664,7 @@ def _to_plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _to_plain(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        if all(type(v) in _JSON_LEAVES for v in obj):  # the bin contents: a flat copy
+        if set(map(type, obj)) <= _JSON_LEAF_TYPES:  # the bin contents: a flat copy
             return list(obj)
         return [_to_plain(v) for v in obj]
     if isinstance(obj, np.ndarray) and obj.ndim >= 1:
@@ -737,7 +747,7 @@ def load_workspace_spec(spec: str | os.PathLike | dict) -> dict:
     'SR'
     """
     if isinstance(spec, dict):
-        ws = _to_plain(spec)
+        ws = _copy_plain(spec)
     elif isinstance(spec, str):
         if spec.lstrip().startswith(("{", "[")):
             ws = parse_json_text(spec, "JSON text")

@@ -1,15 +1,18 @@
-"""Fast acceptance of the channels of a pyhf workspace.
+"""Fast paths for workspaces made of plain JSON values.
 
-:func:`channels_fast_accept` walks ``ws["channels"]`` once at C speed and answers whether
-every check that :func:`nextstat.model.workspace.validate_workspace` makes on the channels
-(schema phase and semantic phase) passes. It never explains a failure: when it answers
-``None``, the pure-Python checks run and name the offending place. Those checks are the
-reference; ``tests/test_workspace_fast_accept.py`` compares the two on valid and broken
-workspaces.
+* :func:`channels_fast_accept` walks ``ws["channels"]`` once at C speed and answers whether
+  every check that :func:`nextstat.model.workspace.validate_workspace` makes on the
+  channels (schema phase and semantic phase) passes. It never explains a failure: when it
+  answers ``None``, the pure-Python checks run and name the offending place. Those checks
+  are the reference; ``tests/test_workspace_fast_accept.py`` compares the two on valid and
+  broken workspaces.
+* :func:`plain_copy` deep-copies a document of plain JSON values; the pure-Python
+  ``_to_plain`` of :mod:`nextstat.model.workspace` (which also converts NumPy values) is its
+  reference and takes over when it declines.
 
-Accepted, exactly as the reference accepts them, are JSON values as ``json.loads`` makes
-them: ``dict``, ``list``, ``str``, ``float`` and ``int`` (not ``bool``), ``None``. Anything
-else (NumPy arrays, subclasses) is left to the reference, which may still accept it.
+Plain JSON values are what ``json.loads`` makes: ``dict`` (with ``str`` keys), ``list``,
+``str``, ``float``, ``int``, ``bool`` and ``None``. Anything else (NumPy arrays and
+scalars, subclasses) is left to the Python code.
 """
 
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
@@ -151,3 +154,47 @@ def channels_fast_accept(object channels):
                 if lumi_at is None and mod["type"] == "lumi":
                     lumi_at = (ci, si, mi)
     return nbins_of, lumi_at, names
+
+
+class NotPlain(Exception):
+    """A value that is not a plain JSON value was met (see :func:`plain_copy`)."""
+
+
+cdef object _copy(object obj):
+    cdef type t = type(obj)
+    cdef list src, out
+    cdef Py_ssize_t i, n
+    if t is float or t is int or t is str or t is bool or obj is None:
+        return obj
+    if t is list:
+        src = <list> obj
+        n = len(src)
+        for i in range(n):
+            t = type(src[i])
+            if not (t is float or t is int):
+                break
+        else:
+            return src[:]  # the bin contents: a flat copy
+        out = []
+        for item in src:
+            out.append(_copy(item))
+        return out
+    if t is dict:
+        d = {}
+        for k, v in (<dict> obj).items():
+            if type(k) is not str:
+                raise NotPlain
+            d[k] = _copy(v)
+        return d
+    raise NotPlain
+
+
+def plain_copy(object obj):
+    """A deep copy of ``obj`` if it is made of plain JSON values only.
+
+    Raises
+    ------
+    NotPlain
+        At the first other value; the caller falls back to a converting copy.
+    """
+    return _copy(obj)
