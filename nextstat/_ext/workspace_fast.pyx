@@ -6,6 +6,7 @@
   answers ``None``, the pure-Python checks run and name the offending place. Those checks
   are the reference; ``tests/test_workspace_fast_accept.py`` compares the two on valid and
   broken workspaces.
+* :func:`float_array` converts a list of numbers to a float64 array in one C loop.
 * :func:`plain_copy` deep-copies a document of plain JSON values; the pure-Python
   ``_to_plain`` of :mod:`nextstat.model.workspace` (which also converts NumPy values) is its
   reference and takes over when it declines.
@@ -18,6 +19,8 @@ scalars, subclasses) is left to the Python code.
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.long cimport PyLong_AsDouble, PyLong_CheckExact
 from libc.math cimport isfinite
+
+import numpy as np
 
 _NULL_DATA = frozenset(("lumi", "normfactor", "shapefactor"))
 _ARRAY_DATA = frozenset(("shapesys", "staterror"))
@@ -198,3 +201,26 @@ def plain_copy(object obj):
         At the first other value; the caller falls back to a converting copy.
     """
     return _copy(obj)
+
+
+def float_array(list values):
+    """``numpy.asarray(values, dtype=float64)`` for a list of floats and ints, in one C loop.
+
+    Other items (NumPy scalars, ints too large for a double) are left to NumPy, which
+    converts or rejects them as ``numpy.asarray`` does.
+    """
+    cdef Py_ssize_t i, n = len(values)
+    out = np.empty(n, dtype=np.float64)
+    cdef double[::1] o = out
+    for i in range(n):
+        x = values[i]
+        if PyFloat_CheckExact(x):
+            o[i] = PyFloat_AS_DOUBLE(x)
+        elif PyLong_CheckExact(x):
+            try:
+                o[i] = PyLong_AsDouble(x)
+            except OverflowError:
+                return np.asarray(values, dtype=np.float64)
+        else:
+            return np.asarray(values, dtype=np.float64)
+    return out

@@ -19,6 +19,7 @@ from itertools import chain
 
 import numpy as np
 
+from .._ext.workspace_fast import float_array
 from ..errors import InvalidModel
 from .interpolation import CODE_IDS
 
@@ -62,9 +63,7 @@ class ParamSet:
 
     def component_names(self) -> list[str]:
         """Parameter names of the components (``name[i]`` for per-bin sets)."""
-        if self.kind in PER_BIN_TYPES:
-            return list(map(f"{self.name}[{{}}]".format, range(self.n)))
-        return [self.name]
+        return _parameter_names([self])
 
 
 @dataclass
@@ -135,12 +134,17 @@ def compile_workspace(
     obs_by_name = {o["name"]: o["data"] for o in ws["observations"]}
     code_ids = {k: CODE_IDS[v] for k, v in codes.items()}
     normsys_code = code_ids["normsys"]
-    normsys_positive = codes["normsys"] in ("1", "4")
 
     reg = _Registry(channel_bins)
     seen = reg.seen
     rec = _Records()
-    bin0 = 0
+    # bound methods of the record lists: this loop runs once per modifier
+    fac, hs, gam, stat, shapesys = (rec.fac.append, rec.hs.append, rec.gam.append,
+                                    rec.stat.append, rec.shapesys.append)
+    hs_lo, hs_hi, stat_delta, shapesys_delta = (rec.hs_lo.extend, rec.hs_hi.extend,
+                                                rec.stat_delta.extend,
+                                                rec.shapesys_delta.extend)
+    bin0 = n_hs = 0
     for c in channels:
         nb = channel_bins[c]
         rec.observed.extend(obs_by_name[c])
@@ -155,32 +159,27 @@ def compile_workspace(
             # sorted by (name, type) without building key tuples: by type, then stably
             # by name
             for mod in sorted(sorted(s["modifiers"], key=_TYPE), key=_NAME):
-                kind, name = mod["type"], mod["name"]
+                kind, name, data = mod["type"], mod["name"], mod["data"]
                 types = seen.get(name)
                 if types is None or kind not in types or kind in PER_BIN_TYPES:
                     reg.add(name, kind, c, s["name"])
-                if kind in ("normfactor", "lumi"):
-                    rec.fac.append((name, -1, 1.0, 1.0))
-                elif kind == "normsys":
-                    lo, hi = float(mod["data"]["lo"]), float(mod["data"]["hi"])
-                    if normsys_positive and (lo <= 0.0 or hi <= 0.0):
-                        raise InvalidModel(
-                            f"channel '{c}', sample '{s['name']}': normsys '{name}' has factors "
-                            f"lo={lo}, hi={hi}; interpolation code{codes['normsys']} needs both > 0"
-                        )
-                    rec.fac.append((name, normsys_code, lo, hi))
+                if kind == "normsys":
+                    fac((name, normsys_code, data["lo"], data["hi"]))
                 elif kind == "histosys":
-                    rec.hs.append((name, k, len(rec.hs_lo)))
-                    rec.hs_lo.extend(mod["data"]["lo_data"])
-                    rec.hs_hi.extend(mod["data"]["hi_data"])
+                    hs((name, k, n_hs))
+                    hs_lo(data["lo_data"])
+                    hs_hi(data["hi_data"])
+                    n_hs += nb
+                elif kind in ("normfactor", "lumi"):
+                    fac((name, -1, 1.0, 1.0))
                 else:  # staterror, shapesys, shapefactor: one gamma per bin
-                    rec.gam.append((name, sb0, bin0, nb))
+                    gam((name, sb0, bin0, nb))
                     if kind == "staterror":
-                        rec.stat.append((name, sb0, nb))
-                        rec.stat_delta.extend(mod["data"])
+                        stat((name, sb0, nb))
+                        stat_delta(data)
                     elif kind == "shapesys":
-                        rec.shapesys.append((name, sb0, nb))
-                        rec.shapesys_delta.extend(mod["data"])
+                        shapesys((name, sb0, nb))
+                        shapesys_delta(data)
             rec.blk_fac_ptr.append(len(rec.fac))
             rec.blk_hs_ptr.append(len(rec.hs))
         bin0 += nb
@@ -193,12 +192,12 @@ def compile_workspace(
         ps.offset = offset
         offset += ps.n
     n_par = offset
-    nominal = np.asarray(rec.nominal, dtype=np.float64)
+    nominal = float_array(rec.nominal)
     _staterror_sigmas(rec, nominal, param_sets, n_par)
     _shapesys_factors(rec, nominal, param_sets)
     _apply_measurement(measurement, param_sets, unknown_parameters)
 
-    names = list(chain.from_iterable(ps.component_names() for ps in ordered))
+    names = _parameter_names(ordered)
     init = np.fromiter(chain.from_iterable(ps.inits for ps in ordered), dtype=float,
                        count=n_par)
     bounds = np.fromiter(
@@ -220,14 +219,17 @@ def compile_workspace(
         poi_index = param_sets[poi_name].offset
 
     aux = _aux_layout(ordered)
-    hs_lo = np.asarray(rec.hs_lo, dtype=np.float64)
-    hs_hi = np.asarray(rec.hs_hi, dtype=np.float64)
+    hs_lo = float_array(rec.hs_lo)
+    hs_hi = float_array(rec.hs_hi)
     if codes["histosys"] in ("1", "4"):
         _check_histosys_positive(rec, nominal, hs_lo, hs_hi, codes["histosys"])
     sb_gam_ptr, gam_param = _gamma_table(rec, param_sets, nominal.size)
 
     offset_of = {ps.name: ps.offset for ps in ordered}
     fac_name, fac_code, fac_lo, fac_hi = zip(*rec.fac, strict=True) if rec.fac else ((),) * 4
+    fac_lo, fac_hi = float_array(list(fac_lo)), float_array(list(fac_hi))
+    if codes["normsys"] in ("1", "4"):
+        _check_normsys_positive(rec, fac_name, fac_lo, fac_hi, codes["normsys"])
     hs_name, _, hs_off = zip(*rec.hs, strict=True) if rec.hs else ((),) * 3
     blk_bin_start = _i32(rec.blk_bin_start)
     blk_sb_start = _i32(rec.blk_sb_start)
@@ -242,8 +244,8 @@ def compile_workspace(
         "blk_fac_ptr": _i32(rec.blk_fac_ptr),
         "fac_param": _i32([offset_of[n] for n in fac_name]),
         "fac_code": _i32(fac_code),
-        "fac_lo": _f64(fac_lo),
-        "fac_hi": _f64(fac_hi),
+        "fac_lo": fac_lo,
+        "fac_hi": fac_hi,
         "blk_hs_ptr": _i32(rec.blk_hs_ptr),
         "hs_param": _i32([offset_of[n] for n in hs_name]),
         "hs_code": _i32([code_ids["histosys"]] * len(hs_name)),
@@ -272,7 +274,7 @@ def compile_workspace(
         channel_bins=channel_bins,
         channel_samples=channel_samples,
         blocks=rec.blocks,
-        observed_main=_f64(rec.observed),
+        observed_main=float_array(rec.observed),
         aux_data=aux["aux_data"],
         aux_kind=aux["aux_kind"],
         aux_param=aux["aux_param"],
@@ -288,6 +290,18 @@ def compile_workspace(
 
 _NAME = operator.itemgetter("name")
 _TYPE = operator.itemgetter("type")
+
+
+def _parameter_names(param_sets: list[ParamSet]) -> list[str]:
+    """Component names of the sets, in order: ``name`` or, per bin, ``name[i]``."""
+    suffixes = [f"[{i}]" for i in range(max((ps.n for ps in param_sets), default=0))]
+    names: list[str] = []
+    for ps in param_sets:
+        if ps.kind in PER_BIN_TYPES:
+            names.extend(map(ps.name.__add__, suffixes[:ps.n]))
+        else:
+            names.append(ps.name)
+    return names
 
 
 def _i32(x) -> np.ndarray:
@@ -435,6 +449,19 @@ def _aux_layout(ordered: list[ParamSet]) -> dict:
     }
 
 
+def _check_normsys_positive(rec, fac_name, fac_lo, fac_hi, code):
+    """Codes 1 and 4 take logarithms of the normsys factors: both must be > 0 (normfactor
+    and lumi entries have 1, 1)."""
+    bad = np.flatnonzero((fac_lo <= 0.0) | (fac_hi <= 0.0))
+    if bad.size:
+        j = int(bad[0])
+        c, s = rec.blocks[int(np.searchsorted(rec.blk_fac_ptr, j, side="right")) - 1]
+        raise InvalidModel(
+            f"channel '{c}', sample '{s}': normsys '{fac_name[j]}' has factors "
+            f"lo={fac_lo[j]}, hi={fac_hi[j]}; interpolation code{code} needs both > 0"
+        )
+
+
 def _check_histosys_positive(rec, nominal, hs_lo, hs_hi, code):
     """Codes 1 and 4 take logarithms: nominal and both variations must be > 0."""
     blk_sb_start = np.asarray(rec.blk_sb_start)
@@ -507,7 +534,7 @@ def _staterror_sigmas(rec, nominal, param_sets, n_par):
     comp = _ranges([param_sets[n].offset for n in names], nb)
     nom = nominal[_ranges(sb0, nb)]
     tot = np.bincount(comp, weights=nom, minlength=n_par)[comp]
-    delta = np.asarray(rec.stat_delta, dtype=np.float64)
+    delta = float_array(rec.stat_delta)
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.where(tot > 0, (delta / np.where(tot > 0, tot, 1.0)) ** 2, 0.0)
     sig = np.sqrt(np.bincount(comp, weights=term, minlength=n_par))
@@ -525,7 +552,7 @@ def _shapesys_factors(rec, nominal, param_sets):
         return
     names, sb0, nb = zip(*rec.shapesys, strict=True)
     nom = nominal[_ranges(sb0, nb)]
-    unc = np.asarray(rec.shapesys_delta, dtype=np.float64)
+    unc = float_array(rec.shapesys_delta)
     ok = (nom > 0) & (unc > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         tau = np.where(ok, nom**2 / unc**2, 1.0)
