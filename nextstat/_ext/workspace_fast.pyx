@@ -4,7 +4,7 @@
   every check that :func:`nextstat.model.workspace.validate_workspace` makes on the
   channels (schema phase and semantic phase) passes. It never explains a failure: when it
   answers ``None``, the pure-Python checks run and name the offending place. Those checks
-  are the reference; ``tests/test_workspace_fast_accept.py`` compares the two on valid and
+  are the reference; ``tests/test_workspace_fast.py`` compares the two on valid and
   broken workspaces.
 * :func:`float_array` converts a list of numbers to a float64 array in one C loop.
 * :func:`plain_copy` deep-copies a document of plain JSON values; the pure-Python

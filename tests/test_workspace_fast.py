@@ -1,4 +1,4 @@
-"""The compiled fast acceptance of channels agrees with the pure-Python validator.
+"""The compiled fast paths of plain-JSON workspaces agree with their pure-Python references.
 
 ``nextstat._ext.workspace_fast.channels_fast_accept`` may only say "valid" when the
 Python checks (the reference) would pass, and must then return what they compute (bins
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nextstat._ext.workspace_fast import NotPlain, channels_fast_accept, plain_copy
+from nextstat._ext.workspace_fast import NotPlain, channels_fast_accept, float_array, plain_copy
 from test_workspace import RULES, base, mutated_workspaces
 from zoo import ZOO, zoo_case
 
@@ -141,3 +141,25 @@ def test_plain_copy_declines_other_values(value):
         plain_copy(ws)
     # the converting copy takes over
     assert W._copy_plain(ws) == W._to_plain(ws)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**70), 2**70),
+    st.integers(-(10**400), 10**400).filter(lambda v: abs(v) > 2**1100),
+    st.booleans(),
+    st.floats(width=32).map(np.float32),
+    st.integers(-100, 100).map(np.int64),
+), max_size=30))
+def test_float_array_is_numpy_asarray(values):
+    try:
+        expected = np.asarray(values, dtype=np.float64)
+    except OverflowError as err:
+        with pytest.raises(type(err)):
+            float_array(values)
+        return
+    got = float_array(values)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, expected)
+    assert np.array_equal(np.signbit(got), np.signbit(expected))
