@@ -30,6 +30,8 @@ HS3_VERSION = "0.2"
 ROOT_NORMSYS_CODES = {0: "0", 1: "1", 2: "2", 4: "4", 5: "4"}
 #: ROOT ``PiecewiseInterpolation`` code (an HS3 histosys ``interpolation``) -> nextstat code.
 ROOT_HISTOSYS_CODES = {0: "0", 1: "1", 2: "2", 4: "4p", 5: "4", 6: "4p"}
+#: pyhf code name (pyhs3 writes it as the modifier's ``data.interpolation``) -> nextstat code.
+PYHF_CODE_NAMES = {"code0": "0", "code1": "1", "code2": "2", "code4": "4", "code4p": "4p"}
 #: What an HS3 file means without an ``interpolation`` key: ROOT 6.40's importer builds
 #: normsys with code 4 (= pyhf code4) and histosys with code 4 (= pyhf code4p).
 HS3_DEFAULT_CODES = {"normsys": "4", "histosys": "4p"}
@@ -241,7 +243,8 @@ class _State:
     bounds: dict[str, tuple]
     sets: dict[str, _ParSet] = field(default_factory=dict)  # pyhf name -> set
     owner: dict[str, tuple[str, int]] = field(default_factory=dict)  # HS3 name -> (set, i)
-    codes: dict[str, dict[int, str]] = field(
+    #: per type: nextstat code -> (the code as the document writes it, JSON path)
+    codes: dict[str, dict[str, tuple]] = field(
         default_factory=lambda: {"normsys": {}, "histosys": {}}
     )
     lumi: str | None = None  # HS3 name of the constrained normfactor
@@ -374,14 +377,33 @@ def _alpha_set(mod, where, ctx, kind):
     if ps.auxdata is not None and (ps.auxdata, ps.sigmas) != ([mean], [sigma]):
         _fail(f"constraint of '{param}' differs from the one at {ps.where}", where)
     ps.auxdata, ps.sigmas = [mean], [sigma]
-    codes = ROOT_NORMSYS_CODES if kind == "normsys" else ROOT_HISTOSYS_CODES
-    if "interpolation" in mod:
-        code = mod["interpolation"]
-        if isinstance(code, bool) or not isinstance(code, int) or code not in codes:
-            _fail(f"unsupported {kind} interpolation code {code!r} (supported: "
-                  f"{sorted(codes)})", where + ".interpolation")
-        ctx.state.codes[kind].setdefault(code, where)
+    _interpolation(mod, where, ctx.state, kind)
     return param
+
+
+def _interpolation(mod, where, state, kind) -> None:
+    """Record the modifier's interpolation code: ROOT's number in ``interpolation`` and/or
+    pyhf's name in ``data.interpolation`` (how pyhs3 writes it); both must agree."""
+    found = []
+    if "interpolation" in mod:
+        table = ROOT_NORMSYS_CODES if kind == "normsys" else ROOT_HISTOSYS_CODES
+        code = mod["interpolation"]
+        if isinstance(code, bool) or not isinstance(code, int) or code not in table:
+            _fail(f"unsupported {kind} interpolation code {code!r} (supported: "
+                  f"{sorted(table)})", where + ".interpolation")
+        found.append((table[code], code, where + ".interpolation"))
+    data = mod.get("data")
+    if isinstance(data, dict) and "interpolation" in data:
+        code = data["interpolation"]
+        if not isinstance(code, str) or code not in PYHF_CODE_NAMES:
+            _fail(f"unsupported {kind} interpolation {code!r} in 'data' (supported: "
+                  f"{', '.join(PYHF_CODE_NAMES)})", where + ".data.interpolation")
+        found.append((PYHF_CODE_NAMES[code], code, where + ".data.interpolation"))
+    if len({ours for ours, _, _ in found}) > 1:
+        _fail(f"'interpolation' {found[0][1]!r} and 'data.interpolation' {found[1][1]!r} "
+              "are different codes", where)
+    for ours, code, path in found:
+        state.codes[kind].setdefault(ours, (code, path))
 
 
 def _normsys(mod, where, ctx):
@@ -546,6 +568,12 @@ def _convert_distribution(dist, dpath, state, dists) -> dict:
         _fail(f"unsupported distribution type {dist.get('type')!r} in the likelihood "
               "(only histfactory_dist)", dpath)
     nbins = _nbins(_get(dist, "axes", dpath), dpath)
+    if dist.get("barlow_beeston_method", "lite") != "lite":
+        # pyhs3's extension: one constraint per sample and staterror, from the modifier's
+        # data.uncertainties; HS3, ROOT and pyhf combine the samples of a bin ("lite")
+        _fail(f"barlow_beeston_method {dist['barlow_beeston_method']!r} is not supported "
+              "(only 'lite': one staterror constraint per bin from all its samples)",
+              dpath + ".barlow_beeston_method")
     block = _get(dist, "staterror", dpath, dict) if "staterror" in dist else {}
     ctx = _Channel(
         state, dists, _channel_name(dist["name"]), nbins,
@@ -615,15 +643,13 @@ def _interpolation_codes(state: _State) -> tuple[dict[str, str] | None, str | No
     """The document's codes per type (nextstat names), or ``(None, why)`` if they differ."""
     codes = dict(HS3_DEFAULT_CODES)
     for kind, found in state.codes.items():
-        table = ROOT_NORMSYS_CODES if kind == "normsys" else ROOT_HISTOSYS_CODES
-        ours = {table[c] for c in found}
-        if len(ours) > 1:
-            where = ", ".join(f"{c} at {w}" for c, w in found.items())
+        if len(found) > 1:
+            where = ", ".join(f"{c!r} at {w}" for c, w in found.values())
             return None, (f"{kind} modifiers use different interpolation codes ({where}); "
                           "nextstat has one code per modifier type: pass interpolation=... "
                           "to choose")
-        if ours:
-            codes[kind] = ours.pop()
+        if found:
+            codes[kind] = next(iter(found))
     return codes, None
 
 
