@@ -68,7 +68,7 @@ def test_fit_batch_threads_bitwise(small):
 SOLVER_NLL_ATOL = 1e-8
 
 
-@pytest.mark.parametrize("name", ["god_run_small", "multichannel", "normsys_only"])
+@pytest.mark.parametrize("name", ["god_run_small", "multichannel", "normsys_only", "all_modifiers"])
 def test_newton_toy_fits_match_lbfgsb(name, small):
     """The Schur-complement Newton path (``local=``) finds L-BFGS-B's minima, converges on
     every toy, and is bitwise independent of the thread count."""
