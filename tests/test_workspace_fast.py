@@ -163,3 +163,16 @@ def test_float_array_is_numpy_asarray(values):
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, expected)
     assert np.array_equal(np.signbit(got), np.signbit(expected))
+
+
+def test_deep_nesting_is_an_error_not_a_crash():
+    """The compiled copy stops at a fixed depth; the Python copy then reports the nesting."""
+    deep: list = []
+    cur = deep
+    for _ in range(100_000):
+        cur.append([])
+        cur = cur[0]
+    with pytest.raises(NotPlain):
+        plain_copy({"channels": deep})
+    with pytest.raises(InvalidWorkspace, match="nested too deeply"):
+        W.load_workspace_spec({"channels": deep})

@@ -163,7 +163,12 @@ class NotPlain(Exception):
     """A value that is not a plain JSON value was met (see :func:`plain_copy`)."""
 
 
-cdef object _copy(object obj):
+#: Deeper nesting than any workspace has (about 6 levels) is left to the Python copy, which
+#: reports it instead of overflowing the C stack.
+cdef int MAX_DEPTH = 64
+
+
+cdef object _copy(object obj, int depth):
     cdef type t = type(obj)
     cdef list src, out
     cdef Py_ssize_t i, n
@@ -178,16 +183,20 @@ cdef object _copy(object obj):
                 break
         else:
             return src[:]  # the bin contents: a flat copy
+        if depth >= MAX_DEPTH:
+            raise NotPlain
         out = []
         for item in src:
-            out.append(_copy(item))
+            out.append(_copy(item, depth + 1))
         return out
     if t is dict:
+        if depth >= MAX_DEPTH:
+            raise NotPlain
         d = {}
         for k, v in (<dict> obj).items():
             if type(k) is not str:
                 raise NotPlain
-            d[k] = _copy(v)
+            d[k] = _copy(v, depth + 1)
         return d
     raise NotPlain
 
@@ -198,9 +207,10 @@ def plain_copy(object obj):
     Raises
     ------
     NotPlain
-        At the first other value; the caller falls back to a converting copy.
+        At the first other value, or nesting deeper than 64 levels; the caller falls back
+        to a converting copy.
     """
-    return _copy(obj)
+    return _copy(obj, 0)
 
 
 def float_array(list values):

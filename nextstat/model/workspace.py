@@ -747,7 +747,11 @@ def load_workspace_spec(spec: str | os.PathLike | dict) -> dict:
     'SR'
     """
     if isinstance(spec, dict):
-        ws = _copy_plain(spec)
+        try:
+            ws = _copy_plain(spec)
+        except RecursionError:
+            raise InvalidWorkspace("the workspace dict is nested too deeply to be a "
+                                   "workspace") from None
     elif isinstance(spec, str):
         if spec.lstrip().startswith(("{", "[")):
             ws = parse_json_text(spec, "JSON text")
