@@ -33,25 +33,48 @@ from .infer.toys import (
     save_toys,
 )
 from .infer.yields import YieldsResult, yields
-from .io.arrow import from_arrow, from_parquet, to_arrow
-from .io.histfactory_xml import from_xml, to_xml
-from .io.hs3 import from_hs3, to_hs3
 from .io.load import load
 from .io.pyhf import from_pyhf
-from .model import simplemodels
 from .model.histfactory import HistFactoryModel
-from .model.workspace_ops import (
-    PatchSet,
-    apply_patch,
-    combine,
-    digest,
-    list_patches,
-    prune,
-    rename,
-    sorted_workspace,
-)
-from .ntuple.builder import NtupleWorkspaceBuilder
 from .sysinfo import openmp_enabled, show_versions
+
+#: Names imported on first use (PEP 562): the other formats, the workspace tools and the
+#: ntuple builder are not needed to load and fit a workspace, and importing them all up
+#: front costs about a quarter of ``import nextstat``.
+_LAZY = {
+    "from_arrow": ".io.arrow",
+    "from_parquet": ".io.arrow",
+    "to_arrow": ".io.arrow",
+    "from_xml": ".io.histfactory_xml",
+    "to_xml": ".io.histfactory_xml",
+    "from_hs3": ".io.hs3",
+    "to_hs3": ".io.hs3",
+    "PatchSet": ".model.workspace_ops",
+    "apply_patch": ".model.workspace_ops",
+    "combine": ".model.workspace_ops",
+    "digest": ".model.workspace_ops",
+    "list_patches": ".model.workspace_ops",
+    "prune": ".model.workspace_ops",
+    "rename": ".model.workspace_ops",
+    "sorted_workspace": ".model.workspace_ops",
+    "NtupleWorkspaceBuilder": ".ntuple.builder",
+    "simplemodels": ".model.simplemodels",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(_LAZY[name], __name__)
+        value = module if name == "simplemodels" else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nextstat' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "__version__",

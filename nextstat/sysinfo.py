@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 import sys
-from importlib import metadata
 
 from ._ext import buildinfo
 from ._version import __version__
@@ -19,6 +18,8 @@ def openmp_enabled() -> bool:
 
 def versions() -> dict:
     """Versions of nextstat, Python, the build and the optional dependencies."""
+    from importlib import metadata  # ~20 ms: only when asked
+
     info = {
         "nextstat": __version__,
         "python": sys.version.split()[0],

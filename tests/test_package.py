@@ -13,7 +13,9 @@ import nextstat
 from nextstat import errors
 from nextstat.examples import example_path
 
-HEAVY_MODULES = ("matplotlib", "uproot", "cupy", "torch", "scipy", "pyhf", "click")
+HEAVY_MODULES = ("matplotlib", "uproot", "cupy", "torch", "scipy", "pyhf", "click",
+                 "importlib.metadata", "nextstat.io.hs3", "nextstat.io.histfactory_xml",
+                 "nextstat.io.arrow", "nextstat.model.workspace_ops", "nextstat.ntuple.builder")
 
 
 def test_import_does_not_load_heavy_modules():
@@ -24,6 +26,21 @@ def test_import_does_not_load_heavy_modules():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_every_public_name_resolves():
+    """The names imported on first use are there, listed by dir(), and are what their
+    modules define."""
+    from nextstat.io import hs3
+    from nextstat.model import workspace_ops
+
+    for name in nextstat.__all__:
+        assert getattr(nextstat, name) is not None, name
+        assert name in dir(nextstat)
+    assert nextstat.from_hs3 is hs3.from_hs3
+    assert nextstat.combine is workspace_ops.combine
+    with pytest.raises(AttributeError, match="no attribute 'from_yaml'"):
+        nextstat.from_yaml  # noqa: B018
 
 
 def test_show_versions_reports_the_build(capsys):
