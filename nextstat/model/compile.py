@@ -308,10 +308,6 @@ def _i32(x) -> np.ndarray:
     return np.asarray(x, dtype=np.int32)
 
 
-def _f64(x) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64)
-
-
 def _ranges(starts, lengths) -> np.ndarray:
     """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])``, vectorised."""
     starts = np.asarray(starts, dtype=np.int64)

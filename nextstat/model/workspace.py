@@ -644,8 +644,7 @@ channel 'SR' has 1
     _validate_semantics(ws, _validate_schema(ws))
 
 
-_JSON_LEAVES = (str, int, float, bool)
-_JSON_LEAF_TYPES = frozenset(_JSON_LEAVES)
+_JSON_LEAF_TYPES = frozenset((str, int, float, bool))
 
 
 def _copy_plain(obj: Any) -> Any:
@@ -659,7 +658,7 @@ def _copy_plain(obj: Any) -> Any:
 
 def _to_plain(obj: Any) -> Any:
     """Deep-copy ``obj`` replacing NumPy arrays by lists and NumPy numbers by Python ones."""
-    if obj is None or type(obj) in _JSON_LEAVES:  # immutable JSON leaves
+    if obj is None or type(obj) in _JSON_LEAF_TYPES:  # immutable JSON leaves
         return obj
     if isinstance(obj, dict):
         return {k: _to_plain(v) for k, v in obj.items()}
