@@ -160,7 +160,7 @@ def compile_workspace(
             # by name
             for mod in sorted(sorted(s["modifiers"], key=_TYPE), key=_NAME):
                 kind, name, data = mod["type"], mod["name"], mod["data"]
-                types = seen.get(name)
+                types = seen.get(name)  # a repeated scalar modifier needs no checks
                 if types is None or kind not in types or kind in PER_BIN_TYPES:
                     reg.add(name, kind, c, s["name"])
                 if kind == "normsys":
