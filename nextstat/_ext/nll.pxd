@@ -55,6 +55,21 @@ cdef extern from "histfactory_math.h" nogil:
         double* hs_dp
         double* hs_dm
 
+    # Views of a scratch buffer (ns_cpu_scratch) and the general forward pass, which leaves
+    # the rates of the bins (nu), the per-block scalar factors (blk_s) and the per-entry
+    # shapes and gamma products in them.
+    ctypedef struct ns_cpu_scratch_t:
+        double* nu
+        double* shape
+        double* gprod
+        double* fv
+        double* fd
+        double* blk_s
+        double* hsd
+    ns_cpu_scratch_t ns_cpu_scratch(const NsModel* m, double* base)
+    void ns_cpu_forward_entries(const NsModel* m, const double* theta,
+                                const ns_cpu_scratch_t* s, int derivs)
+
 
 cdef double ns_nll(const NsModel* m, const double* theta, const double* n_main,
                    const double* aux, double constant, double* grad, bint kahan,

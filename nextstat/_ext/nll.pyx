@@ -40,20 +40,9 @@ from libc.string cimport memset
 
 
 cdef extern from "histfactory_math.h" nogil:
-    ctypedef struct ns_cpu_scratch_t:
-        double* nu
-        double* shape
-        double* gprod
-        double* fv
-        double* fd
-        double* blk_s
-        double* hsd
     Py_ssize_t ns_cpu_scratch_size(const NsModel* m)
-    ns_cpu_scratch_t ns_cpu_scratch(const NsModel* m, double* base)
     void ns_cpu_forward(const NsModel* m, const double* theta, const ns_cpu_scratch_t* s,
                         int derivs)
-    void ns_cpu_forward_entries(const NsModel* m, const double* theta,
-                                const ns_cpu_scratch_t* s, int derivs)
     double ns_cpu_nll(const NsModel* m, const double* theta, const double* n_main,
                       const double* aux, double constant, double* grad, int kahan,
                       double* scratch)
