@@ -145,7 +145,7 @@ cdef bint _newton_hessian(const NsModel* m, const double* x, const double* lower
     return True
 
 
-#: Kinds of the constraint term of a parameter (``_constraint_of``).
+#: Kinds of the constraint term of a parameter (``_profile_tables``).
 cdef int CONSTRAINT_NONE = 0, CONSTRAINT_GAUSS = 1, CONSTRAINT_POIS = 2
 
 
