@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import fmt_time, loadavg, machine_info, write_section  # noqa: E402
+from benchmarks.common import fmt_time, loadavg, machine_info, publish  # noqa: E402
 from benchmarks.models import make_model, structured  # noqa: E402
 
 SECTION = "load"
@@ -113,11 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{fmt_time(ours[0])} (min {fmt_time(ours[1])}) | {pyhf_txt} | {ratio} | "
                    f"{met if mib >= 2.0 else '(< 2 MB)'} |")
     text = "\n".join(out) + "\n"
-    if args.no_write:
-        print(text)
-    else:
-        write_section(args.output, text, SECTION)
-        print(f"wrote {args.output}", file=sys.stderr)
+    publish(text, args.output, SECTION, args.no_write)
     return 0
 
 

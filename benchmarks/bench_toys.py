@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import fmt_time, loadavg, machine_info, write_section  # noqa: E402
+from benchmarks.common import fmt_time, loadavg, machine_info, publish  # noqa: E402
 from benchmarks.models import make_model  # noqa: E402
 
 SECTION = "toys"
@@ -300,11 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         " " + " ".join(shlex.quote(a) for a in argv) if argv else
         (" " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""))
     text = render(runs, pyhf_per_toy, args, command, mach, total)
-    if args.no_write:
-        print(text)
-    else:
-        write_section(args.output, text, SECTION)
-        log(f"wrote {args.output}")
+    publish(text, args.output, SECTION, args.no_write)
     return 0
 
 

@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import fmt_time, loadavg, machine_info, write_section  # noqa: E402
+from benchmarks.common import fmt_time, loadavg, machine_info, publish  # noqa: E402
 from benchmarks.models import MODELS, make_model  # noqa: E402
 
 SECTION = "vs-rust"
@@ -204,11 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                "tolerance), so both solve the same problems. Rust's ranking makes 2 refits per "
                "NP (pre-fit ±1σ), nextstat's 4 (pre- and post-fit).")
     text = "\n".join(out) + "\n"
-    if args.no_write:
-        print(text)
-    else:
-        write_section(args.output, text, SECTION)
-        print(f"wrote {args.output}", file=sys.stderr)
+    publish(text, args.output, SECTION, args.no_write)
     return 0
 
 
