@@ -99,15 +99,20 @@ _SYST = {
 }
 
 
+def read_config_text(path: str) -> str:
+    """The text of a config file (UTF-8); a missing file is an :class:`InvalidConfig`."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise InvalidConfig(f"config file not found: {path}") from None
+
+
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML (``.yaml`` / ``.yml``) or JSON config file into a dict."""
     path = os.fspath(path)
     name = os.path.basename(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise InvalidConfig(f"config file not found: {path}") from None
+    text = read_config_text(path)
     if path.endswith((".yaml", ".yml")):
         import yaml
 

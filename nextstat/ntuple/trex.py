@@ -26,6 +26,7 @@ import numpy as np
 
 from nextstat.errors import InvalidConfig, InvalidFormat
 from nextstat.ntuple.builder import NtupleWorkspaceBuilder, _and, _times
+from nextstat.ntuple.config import read_config_text
 from nextstat.ntuple.fill import Hist, check_edges
 
 __all__ = ["Block", "parse_trex_config", "trex_to_workspace"]
@@ -837,12 +838,7 @@ def trex_to_workspace(
     """
     path = os.fspath(path)
     source = os.path.basename(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise InvalidConfig(f"config file not found: {path}") from None
-    blocks = parse_trex_config(text, source)
+    blocks = parse_trex_config(read_config_text(path), source)
     base = os.fspath(base_dir) if base_dir is not None else os.path.dirname(os.path.abspath(path))
     ctx = _Ctx(source, base, blocks, blocks[0])
     read_from = _unquote(ctx.job.get("ReadFrom") or "").upper()
